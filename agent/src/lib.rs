@@ -1,0 +1,12 @@
+//! logship: streams PostgreSQL WAL into object storage and restores from it.
+//!
+//! Data flows source → archiver → store, and store → restore:
+//! - [`pgconn`]: our own PostgreSQL replication connection (startup, auth, TLS,
+//!   replication commands, CopyBoth streaming).
+//! - [`source`]: drives a replication connection and feeds the archiver.
+//! - [`archiver`]: turns received WAL into objects and owns the durable position.
+//! - [`store`]: one small async trait with a file and an S3 backend.
+//! - [`walfetch`]: reads the archive back, as PostgreSQL's `restore_command`.
+
+pub mod pgconn;
+pub mod store;

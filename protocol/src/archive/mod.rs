@@ -1,0 +1,5 @@
+//! The archive: object keys (format/parse pairs), object framing and the source identity.
+
+pub mod identity;
+pub mod key;
+pub mod object;

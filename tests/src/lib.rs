@@ -1,0 +1,7 @@
+//! Harness for logship's integration tests: starts real servers (PostgreSQL,
+//! s3s-fs) in temp dirs on free loopback ports, and runs the `logship` binary.
+//!
+//! Every server is stopped when its handle drops, so a failed test leaves no
+//! process behind.
+
+pub mod util;
