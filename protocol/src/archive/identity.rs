@@ -1,1 +1,267 @@
-//! (being written)
+//! The identity of the server a source's archive belongs to, stored once under
+//! `<source>/identity` so that WAL from another server is never mixed in.
+
+use std::fmt;
+
+use crate::pg::WalSegSize;
+use crate::pg::segment::WalSegSizeError;
+
+/// The server behind a source, as recorded by the first write to its archive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceIdentity {
+    /// A PostgreSQL cluster, identified by its system identifier.
+    Postgres {
+        /// `pg_control`'s system identifier, fixed at `initdb`.
+        system_id: u64,
+        /// The cluster's WAL segment size, needed to read its WAL file names.
+        wal_seg_size: WalSegSize,
+    },
+}
+
+/// An identity object whose content cannot be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    /// The content is not UTF-8 text.
+    #[error("identity is not UTF-8 text (the identity object is corrupt or not logship's)")]
+    NotText,
+    /// A line without `=`.
+    #[error("identity line \"{line}\" is not key=value (the identity object is corrupt)")]
+    NotKeyValue {
+        /// The offending line.
+        line: String,
+    },
+    /// A key this version does not know for the kind of source.
+    #[error("identity has unknown key \"{key}\" (it was written by a newer logship; upgrade it)")]
+    UnknownKey {
+        /// The unknown key.
+        key: String,
+    },
+    /// A key given twice.
+    #[error("identity has key \"{key}\" twice (the identity object is corrupt)")]
+    DuplicateKey {
+        /// The repeated key.
+        key: String,
+    },
+    /// A required key is absent.
+    #[error("identity lacks key \"{key}\" (the identity object is corrupt)")]
+    MissingKey {
+        /// The missing key.
+        key: &'static str,
+    },
+    /// A source kind this version does not know.
+    #[error("identity has unknown kind \"{kind}\" (it was written by a newer logship; upgrade it)")]
+    UnknownKind {
+        /// The unknown kind.
+        kind: String,
+    },
+    /// A value that is not a decimal number.
+    #[error(
+        "identity key \"{key}\" has value \"{value}\", not a decimal number (the identity object is corrupt)"
+    )]
+    NotANumber {
+        /// The key.
+        key: &'static str,
+        /// The rejected value.
+        value: String,
+    },
+    /// A segment size PostgreSQL would not use.
+    #[error("identity key \"wal_segment_size\": {0}")]
+    SegSize(#[from] WalSegSizeError),
+}
+
+const KIND: &str = "kind";
+const POSTGRES: &str = "postgres";
+const SYSTEM_ID: &str = "system_identifier";
+const WAL_SEG_SIZE: &str = "wal_segment_size";
+
+impl SourceIdentity {
+    /// The kind of server: `postgres`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceIdentity::Postgres { .. } => POSTGRES,
+        }
+    }
+
+    /// The identity as the text stored (before object framing), one `key=value` per line.
+    pub fn encode(&self) -> Vec<u8> {
+        match *self {
+            SourceIdentity::Postgres {
+                system_id,
+                wal_seg_size,
+            } => format!(
+                "{KIND}={POSTGRES}\n{SYSTEM_ID}={system_id}\n{WAL_SEG_SIZE}={}\n",
+                wal_seg_size.bytes()
+            )
+            .into_bytes(),
+        }
+    }
+
+    /// Reads back what [`SourceIdentity::encode`] wrote; any unknown or missing key is an error.
+    pub fn parse(content: &[u8]) -> Result<SourceIdentity, IdentityError> {
+        let text = std::str::from_utf8(content).map_err(|_| IdentityError::NotText)?;
+        let mut fields = Fields::read(text)?;
+        let kind = fields.take(KIND)?;
+        let identity = match kind {
+            POSTGRES => SourceIdentity::Postgres {
+                system_id: fields.number(SYSTEM_ID)?,
+                wal_seg_size: WalSegSize::new(fields.number(WAL_SEG_SIZE)?)?,
+            },
+            other => {
+                return Err(IdentityError::UnknownKind {
+                    kind: other.to_owned(),
+                });
+            }
+        };
+        fields.finish()?;
+        Ok(identity)
+    }
+}
+
+impl fmt::Display for SourceIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourceIdentity::Postgres { system_id, .. } => write!(f, "postgres system {system_id}"),
+        }
+    }
+}
+
+/// The `key=value` lines of an identity, consumed key by key so leftovers can be refused.
+struct Fields<'a>(Vec<(&'a str, &'a str)>);
+
+impl<'a> Fields<'a> {
+    fn read(text: &'a str) -> Result<Fields<'a>, IdentityError> {
+        let mut pairs: Vec<(&str, &str)> = Vec::new();
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            let (key, value) = line
+                .split_once('=')
+                .ok_or_else(|| IdentityError::NotKeyValue {
+                    line: line.to_owned(),
+                })?;
+            if pairs.iter().any(|(k, _)| *k == key) {
+                return Err(IdentityError::DuplicateKey {
+                    key: key.to_owned(),
+                });
+            }
+            pairs.push((key, value));
+        }
+        Ok(Fields(pairs))
+    }
+
+    fn take(&mut self, key: &'static str) -> Result<&'a str, IdentityError> {
+        let index = self
+            .0
+            .iter()
+            .position(|(k, _)| *k == key)
+            .ok_or(IdentityError::MissingKey { key })?;
+        Ok(self.0.remove(index).1)
+    }
+
+    fn number(&mut self, key: &'static str) -> Result<u64, IdentityError> {
+        let value = self.take(key)?;
+        // `u64::from_str` accepts a leading '+'; the stored form never has one.
+        value
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| value.parse().ok())
+            .flatten()
+            .ok_or_else(|| IdentityError::NotANumber {
+                key,
+                value: value.to_owned(),
+            })
+    }
+
+    fn finish(self) -> Result<(), IdentityError> {
+        match self.0.first() {
+            Some((key, _)) => Err(IdentityError::UnknownKey {
+                key: (*key).to_owned(),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const SAMPLE: &[u8] =
+        b"kind=postgres\nsystem_identifier=7312345678901234567\nwal_segment_size=16777216\n";
+
+    fn sample() -> SourceIdentity {
+        SourceIdentity::Postgres {
+            system_id: 7312345678901234567,
+            wal_seg_size: WalSegSize::DEFAULT,
+        }
+    }
+
+    #[test]
+    fn encodes_and_displays() {
+        assert_eq!(sample().encode(), SAMPLE);
+        assert_eq!(sample().to_string(), "postgres system 7312345678901234567");
+        assert_eq!(sample().kind(), "postgres");
+    }
+
+    #[test]
+    fn parses_in_any_order() {
+        assert_eq!(SourceIdentity::parse(SAMPLE), Ok(sample()));
+        let shuffled =
+            b"wal_segment_size=16777216\nkind=postgres\nsystem_identifier=7312345678901234567";
+        assert_eq!(SourceIdentity::parse(shuffled), Ok(sample()));
+    }
+
+    #[test]
+    fn rejects_bad_identities() {
+        let parse = |s: &str| SourceIdentity::parse(s.as_bytes()).unwrap_err();
+        assert_eq!(SourceIdentity::parse(b"\xff"), Err(IdentityError::NotText));
+        assert_eq!(
+            parse("kind=postgres\nsystem_identifier=1\nwal_segment_size=16777216\nport=5432\n"),
+            IdentityError::UnknownKey { key: "port".into() }
+        );
+        assert_eq!(
+            parse("kind=postgres\nwal_segment_size=16777216\n"),
+            IdentityError::MissingKey {
+                key: "system_identifier"
+            }
+        );
+        assert_eq!(parse(""), IdentityError::MissingKey { key: "kind" });
+        assert_eq!(
+            parse("kind=mysql\nserver_uuid=x\n"),
+            IdentityError::UnknownKind {
+                kind: "mysql".into()
+            }
+        );
+        assert_eq!(
+            parse("kind=postgres\nkind=postgres\n"),
+            IdentityError::DuplicateKey { key: "kind".into() }
+        );
+        assert_eq!(
+            parse("kind postgres\n"),
+            IdentityError::NotKeyValue {
+                line: "kind postgres".into()
+            }
+        );
+        assert_eq!(
+            parse("kind=postgres\nsystem_identifier=+1\nwal_segment_size=16777216\n"),
+            IdentityError::NotANumber {
+                key: "system_identifier",
+                value: "+1".into()
+            }
+        );
+        assert!(matches!(
+            parse("kind=postgres\nsystem_identifier=1\nwal_segment_size=1000\n"),
+            IdentityError::SegSize(_)
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(system_id in any::<u64>(), shift in 20u32..=30) {
+            let identity = SourceIdentity::Postgres {
+                system_id,
+                wal_seg_size: WalSegSize::new(1 << shift).unwrap(),
+            };
+            prop_assert_eq!(SourceIdentity::parse(&identity.encode()), Ok(identity));
+        }
+    }
+}

@@ -3,3 +3,7 @@
 pub mod identity;
 pub mod key;
 pub mod object;
+pub mod pieces;
+
+pub use identity::SourceIdentity;
+pub use key::{ArchiveKey, SourceName};

@@ -6,5 +6,5 @@ pub mod segment;
 pub mod timeline;
 
 pub use lsn::Lsn;
-pub use segment::{SegmentNo, WalSegSize};
-pub use timeline::TimelineId;
+pub use segment::{SegmentNo, WalFileName, WalSegSize, xlog_file_name};
+pub use timeline::{TimelineHistory, TimelineId, history_file_name};

@@ -1,0 +1,76 @@
+//! Executes the examples in `docs/storage-format.md`, so the page cannot drift from the code.
+
+use logship_protocol::archive::identity::SourceIdentity;
+use logship_protocol::archive::key::{ArchiveKey, SourceName};
+use logship_protocol::archive::object::{self, Codec};
+use logship_protocol::pg::{SegmentNo, TimelineId, WalSegSize};
+
+const DOC: &str = include_str!("../../docs/storage-format.md");
+
+/// The lines of the first fenced block after `heading`, if the page has one.
+fn block_after(heading: &str) -> Option<Vec<&'static str>> {
+    let rest = DOC.get(DOC.find(heading)?..)?;
+    let start = rest.find("```\n")? + 4;
+    let block = rest.get(start..)?;
+    Some(block.get(..block.find("```")?)?.lines().collect())
+}
+
+#[test]
+fn hexdump_example_is_the_identity_object() {
+    let mut bytes = Vec::new();
+    for line in block_after("### Example").unwrap() {
+        // `xxd` layout: "offset: 8 groups of 4 hex digits  ascii".
+        let hex = &line[10..line.len().min(49)];
+        for group in hex.split_whitespace() {
+            for pair in group.as_bytes().chunks(2) {
+                bytes.push(u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap());
+            }
+        }
+    }
+    let identity = SourceIdentity::Postgres {
+        system_id: 7312345678901234567,
+        wal_seg_size: WalSegSize::DEFAULT,
+    };
+    assert_eq!(bytes, object::encode(&identity.encode(), Codec::None));
+    let content = object::decode(&bytes).unwrap();
+    assert_eq!(SourceIdentity::parse(&content), Ok(identity));
+    assert_eq!(
+        block_after("### Identity").unwrap().join("\n") + "\n",
+        String::from_utf8(content).unwrap()
+    );
+}
+
+#[test]
+fn key_examples_parse_as_described() {
+    let seg = WalSegSize::DEFAULT;
+    let tli = |t| TimelineId::new(t).unwrap();
+    let expected = [
+        ArchiveKey::Identity,
+        ArchiveKey::History(tli(2)),
+        ArchiveKey::Segment {
+            tli: tli(1),
+            segno: SegmentNo::new(3),
+        },
+        ArchiveKey::Segment {
+            tli: tli(1),
+            segno: SegmentNo::new(0x1FF),
+        },
+        ArchiveKey::Piece {
+            tli: tli(2),
+            segno: SegmentNo::new(4),
+            start: 0,
+            end: 0x158000,
+        },
+    ];
+    let keys: Vec<&str> = block_after("Examples, for source `main`")
+        .unwrap()
+        .iter()
+        .map(|line| line.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(keys.len(), expected.len());
+    let main = SourceName::new("main").unwrap();
+    for (text, key) in keys.into_iter().zip(expected) {
+        assert_eq!(ArchiveKey::parse(text, seg), Ok((main.clone(), key)));
+        assert_eq!(key.format(&main, seg), text);
+    }
+}
