@@ -4,6 +4,8 @@ pub mod lsn;
 pub mod replication;
 pub mod segment;
 pub mod timeline;
+pub mod walrecord;
+pub mod xact;
 
 pub use lsn::Lsn;
 pub use segment::{SegmentNo, WalFileName, WalSegSize, xlog_file_name};
