@@ -6,7 +6,19 @@
 //! - [`source`]: drives a replication connection and feeds the archiver.
 //! - [`archiver`]: turns received WAL into objects and owns the durable position.
 //! - [`store`]: one small async trait with a file and an S3 backend.
+//! - [`catalog`]: what the store holds for a source, by timeline and segment.
 //! - [`walfetch`]: reads the archive back, as PostgreSQL's `restore_command`.
 
+pub mod archiver;
+pub mod catalog;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod identity;
+pub mod localpg;
+pub mod metrics;
 pub mod pgconn;
+pub mod quickstart;
+pub mod source;
 pub mod store;
+pub mod walfetch;

@@ -1,1 +1,88 @@
-fn main() {}
+//! The `logship` binary: the only place where errors become text and exit codes.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use logship::cli::{Cli, Command, LogFormat};
+use logship::config::{Config, one_line};
+use logship::walfetch::Fetched;
+use logship::{commands, quickstart};
+
+/// Exit status of `wal-fetch` for anything but "not in the archive": above 125,
+/// so that PostgreSQL aborts recovery rather than ending it early.
+const WAL_FETCH_FAILURE: u8 = 255;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => return fail(&anyhow::anyhow!("cannot start the async runtime: {err}"), 1),
+    };
+    let env = std::env::vars().collect();
+    let config = match Config::load(&cli.overrides(), &env) {
+        Ok(config) => config,
+        Err(err) => {
+            let code = if matches!(cli.command, Command::WalFetch { .. }) {
+                WAL_FETCH_FAILURE
+            } else {
+                1
+            };
+            return fail(&err, code);
+        }
+    };
+    match cli.command {
+        Command::Run => match runtime.block_on(commands::run(config)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => fail(&err, 1),
+        },
+        Command::WalFetch { file, dest, source } => {
+            match runtime.block_on(commands::wal_fetch(
+                &config,
+                source.as_deref(),
+                &file,
+                &dest,
+            )) {
+                Ok(Fetched::Found) => ExitCode::SUCCESS,
+                Ok(Fetched::NotInArchive) => ExitCode::from(1),
+                Err(err) => fail(&err, WAL_FETCH_FAILURE),
+            }
+        }
+        Command::Quickstart => match runtime.block_on(quickstart::run(config)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => fail(&err, 1),
+        },
+    }
+}
+
+/// Prints the error as one line and returns `code`.
+fn fail(err: &anyhow::Error, code: u8) -> ExitCode {
+    eprintln!("error: {}", one_line(&format!("{err:#}")));
+    ExitCode::from(code)
+}
+
+fn init_logging(cli: &Cli) {
+    // The quickstart explains itself on stdout; its logs only matter when something is wrong.
+    let quiet_by_default = i16::from(matches!(cli.command, Command::Quickstart));
+    let level = match i16::from(cli.verbose) - i16::from(cli.quiet) - quiet_by_default {
+        ..=-2 => "error",
+        -1 => "warn",
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOGSHIP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("warn,logship={level}")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

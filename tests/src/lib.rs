@@ -4,4 +4,9 @@
 //! Every server is stopped when its handle drops, so a failed test leaves no
 //! process behind.
 
+pub mod agent;
+pub mod archive;
+pub mod pg;
+pub mod s3;
+pub mod store_conformance;
 pub mod util;

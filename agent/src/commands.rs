@@ -1,0 +1,177 @@
+//! The commands behind `logship run` and `logship wal-fetch`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use logship_protocol::archive::key::{ArchiveKey, SourceName};
+use logship_protocol::pg::WalSegSize;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, SourceKind};
+use crate::metrics::{self, SourceMetrics};
+use crate::source::postgres::PostgresSource;
+use crate::store::{self, Store};
+use crate::walfetch::{self, Fetched};
+
+/// How long shutdown may take before the process gives up on making WAL durable.
+/// Kubernetes' default grace period is 30 s; DESIGN.md asks for 5 s.
+const SHUTDOWN_BUDGET: Duration = Duration::from_millis(4500);
+
+/// `logship run`: streams every source until SIGTERM or Ctrl-C.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    if config.sources.is_empty() {
+        bail!("no source configured (pass --postgres URL, or add a [[source]] to logship.toml)");
+    }
+    let store = store::open(&config.store).await?;
+    let handle = metrics::install_recorder()?;
+    let shutdown = CancellationToken::new();
+    let mut sources = JoinSet::new();
+    let mut all_metrics = Vec::new();
+    for source in &config.sources {
+        let name = source.source_name()?;
+        let source_metrics = SourceMetrics::new(name.as_str());
+        all_metrics.push(source_metrics.clone());
+        match source.kind {
+            SourceKind::Postgres => {
+                let pg = PostgresSource::new(
+                    name.clone(),
+                    source.clone(),
+                    store.clone(),
+                    source_metrics,
+                )?;
+                let token = shutdown.clone();
+                sources.spawn(async move { (name, pg.run(token).await) });
+            }
+            SourceKind::Mysql => bail!(
+                "source {:?}: mysql sources are not supported by this version yet",
+                source.name
+            ),
+        }
+    }
+    let server = tokio::spawn(metrics::serve(config.metrics.listen, handle, all_metrics));
+    let outcome = tokio::select! {
+        signal = shutdown_signal() => {
+            signal?;
+            tracing::info!("shutting down: making everything received durable");
+            shutdown.cancel();
+            tokio::time::timeout(SHUTDOWN_BUDGET, wait_all(&mut sources))
+                .await
+                .unwrap_or_else(|_| Err(anyhow!("shutdown took longer than {SHUTDOWN_BUDGET:?}: some received WAL may not be durable yet (it is still on the server, held by the slot)")))
+        }
+        Some(first) = sources.join_next() => {
+            // A source only ends on its own by failing.
+            shutdown.cancel();
+            let result = source_result(first);
+            let _ = tokio::time::timeout(SHUTDOWN_BUDGET, wait_all(&mut sources)).await;
+            result.and(Err(anyhow!("a source stopped unexpectedly")))
+        }
+        served = server => match served {
+            Ok(Err(err)) => Err(err),
+            _ => Err(anyhow!("the metrics server stopped unexpectedly")),
+        },
+    };
+    outcome
+}
+
+async fn wait_all(
+    sources: &mut JoinSet<(SourceName, Result<(), crate::source::postgres::SourceError>)>,
+) -> anyhow::Result<()> {
+    let mut result = Ok(());
+    while let Some(joined) = sources.join_next().await {
+        if let Err(err) = source_result(joined) {
+            result = Err(err);
+        }
+    }
+    result
+}
+
+fn source_result(
+    joined: Result<
+        (SourceName, Result<(), crate::source::postgres::SourceError>),
+        tokio::task::JoinError,
+    >,
+) -> anyhow::Result<()> {
+    match joined {
+        Ok((_, Ok(()))) => Ok(()),
+        Ok((name, Err(err))) => Err(anyhow!("source {name}: {err}")),
+        Err(err) => Err(anyhow!("a source task failed: {err}")),
+    }
+}
+
+async fn shutdown_signal() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot install the SIGTERM handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        ctrl_c = tokio::signal::ctrl_c() => ctrl_c.context("cannot install the Ctrl-C handler")?,
+    }
+    Ok(())
+}
+
+/// `logship wal-fetch FILE DEST`.
+pub async fn wal_fetch(
+    config: &Config,
+    source: Option<&str>,
+    file: &str,
+    dest: &Path,
+) -> anyhow::Result<Fetched> {
+    let store = store::open(&config.store).await?;
+    let source = pick_source(config, store.as_ref(), source).await?;
+    Ok(walfetch::wal_fetch(store.as_ref(), &source, file, dest).await?)
+}
+
+/// The source a read command works on: `--source`, the only configured one,
+/// or the only one the store holds.
+pub async fn pick_source(
+    config: &Config,
+    store: &dyn Store,
+    wanted: Option<&str>,
+) -> anyhow::Result<SourceName> {
+    if wanted.is_some() || !config.sources.is_empty() {
+        if let Some(name) = wanted
+            && config.sources.is_empty()
+        {
+            return SourceName::new(name)
+                .map_err(|err| anyhow!("invalid --source {name:?}: {err}"));
+        }
+        return config.source(wanted)?.source_name();
+    }
+    let stored = stored_sources(store).await?;
+    match stored.as_slice() {
+        [only] => Ok(only.clone()),
+        [] => bail!(
+            "store {} holds no archive yet (run `logship run` first, or check the store URL)",
+            store.url()
+        ),
+        _ => bail!(
+            "store {} holds several sources (choose one with --source: {})",
+            store.url(),
+            stored
+                .iter()
+                .map(SourceName::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Every source that has an identity object in the store.
+pub async fn stored_sources(store: &dyn Store) -> anyhow::Result<Vec<SourceName>> {
+    let mut names = Vec::new();
+    for object in store.list("").await? {
+        if let Ok((name, ArchiveKey::Identity)) =
+            ArchiveKey::parse(&object.key, WalSegSize::DEFAULT)
+        {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
+/// Opens the configured store (shared by every command).
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(store::open(&config.store).await?)
+}

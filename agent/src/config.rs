@@ -1,0 +1,464 @@
+//! Configuration: a TOML file (DESIGN.md §3), overlaid by `LOGSHIP_…` environment
+//! variables, then by inline flags (`--postgres URL --store URL`).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use logship_protocol::archive::key::SourceName;
+use serde::{Deserialize, Deserializer};
+
+use crate::store::StoreConfig;
+
+/// The store every command uses when none is configured: the embedded file store.
+pub const DEFAULT_STORE_URL: &str = "file://./logship-data";
+
+/// The name of a source given inline with `--postgres`.
+pub const INLINE_SOURCE_NAME: &str = "default";
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default = "default_store")]
+    pub store: StoreConfig,
+    #[serde(default, rename = "source")]
+    pub sources: Vec<SourceConfig>,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// What a source is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Postgres,
+    Mysql,
+}
+
+/// One `[[source]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub name: String,
+    pub kind: SourceKind,
+    pub url: String,
+    #[serde(default = "default_slot")]
+    pub slot: String,
+    #[serde(default = "default_application_name")]
+    pub application_name: String,
+    #[serde(default = "default_flush_interval", deserialize_with = "duration")]
+    pub flush_interval: Duration,
+    #[serde(default)]
+    pub synchronous: bool,
+    #[serde(
+        default = "default_base_backup_interval",
+        deserialize_with = "duration"
+    )]
+    pub base_backup_interval: Duration,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    #[serde(default)]
+    pub server_id: Option<u32>,
+    #[serde(default)]
+    pub semi_sync: bool,
+}
+
+/// The `[metrics]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    #[serde(default = "default_metrics_listen")]
+    pub listen: SocketAddr,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: default_metrics_listen(),
+        }
+    }
+}
+
+fn default_store() -> StoreConfig {
+    StoreConfig {
+        url: DEFAULT_STORE_URL.to_owned(),
+        ..StoreConfig::default()
+    }
+}
+fn default_slot() -> String {
+    "logship".to_owned()
+}
+fn default_application_name() -> String {
+    "logship".to_owned()
+}
+fn default_flush_interval() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_base_backup_interval() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+fn default_metrics_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9187))
+}
+
+/// Parses `1s`, `500ms`, `24h`, `1h 30m` or an ISO 8601 duration.
+pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
+    let signed: jiff::SignedDuration = text.parse().map_err(|err| {
+        anyhow!("invalid duration {text:?}: {err} (write it like \"1s\", \"500ms\" or \"24h\")")
+    })?;
+    Duration::try_from(signed)
+        .map_err(|_| anyhow!("invalid duration {text:?}: it must not be negative"))
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+/// What the command line adds to the configuration.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub postgres: Option<String>,
+    pub mysql: Option<String>,
+    pub store: Option<String>,
+}
+
+/// Keys of a `[[source]]` table that environment variables may set, with their TOML types.
+const SOURCE_KEYS: &[(&str, ValueKind)] = &[
+    ("application_name", ValueKind::String),
+    ("base_backup_interval", ValueKind::String),
+    ("flush_interval", ValueKind::String),
+    ("password_file", ValueKind::String),
+    ("semi_sync", ValueKind::Bool),
+    ("server_id", ValueKind::Integer),
+    ("synchronous", ValueKind::Bool),
+    ("kind", ValueKind::String),
+    ("slot", ValueKind::String),
+    ("url", ValueKind::String),
+];
+
+#[derive(Clone, Copy)]
+enum ValueKind {
+    String,
+    Bool,
+    Integer,
+}
+
+impl Config {
+    /// Loads the file (`--config`, `LOGSHIP_CONFIG`, or `./logship.toml` if present),
+    /// overlays `LOGSHIP_…` variables from `env`, then the inline flags.
+    pub fn load(overrides: &Overrides, env: &BTreeMap<String, String>) -> anyhow::Result<Config> {
+        let file = overrides.config_file.clone().or_else(|| {
+            let default = PathBuf::from("logship.toml");
+            default.exists().then_some(default)
+        });
+        let mut table = match &file {
+            Some(path) => read_table(path)?,
+            None => toml::Table::new(),
+        };
+        overlay_env(&mut table, env)?;
+        let mut config: Config = table.try_into().map_err(|err: toml::de::Error| {
+            let place = file
+                .as_deref()
+                .map_or("configuration".to_owned(), |p| p.display().to_string());
+            anyhow!(
+                "invalid {place}: {} (see the [store], [[source]] and [metrics] keys in the docs)",
+                one_line(&err.to_string())
+            )
+        })?;
+        if let Some(url) = &overrides.store {
+            config.store.url = url.clone();
+        }
+        let inline = match (&overrides.postgres, &overrides.mysql) {
+            (Some(url), _) => Some((SourceKind::Postgres, url)),
+            (None, Some(url)) => Some((SourceKind::Mysql, url)),
+            (None, None) => None,
+        };
+        if let Some((kind, url)) = inline {
+            if !config.sources.is_empty() {
+                bail!(
+                    "--postgres/--mysql cannot be combined with [[source]] tables in the configuration (use one or the other)"
+                );
+            }
+            config.sources.push(SourceConfig::inline(kind, url.clone()));
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let mut seen = std::collections::BTreeSet::new();
+        for source in &self.sources {
+            SourceName::new(&source.name).map_err(|err| {
+                anyhow!(
+                    "invalid source name {:?}: {err} (use lower-case letters, digits, '-' and '_')",
+                    source.name
+                )
+            })?;
+            if !seen.insert(source.name.as_str()) {
+                bail!(
+                    "source {:?} is configured twice (give each [[source]] its own name)",
+                    source.name
+                );
+            }
+            if source.kind == SourceKind::Mysql {
+                bail!(
+                    "source {:?}: kind \"mysql\" is not supported by this version yet (remove the source or use kind = \"postgres\")",
+                    source.name
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The source called `name`, or the only one when `name` is `None`.
+    pub fn source(&self, name: Option<&str>) -> anyhow::Result<&SourceConfig> {
+        match name {
+            Some(name) => self
+                .sources
+                .iter()
+                .find(|s| s.name == name)
+                .with_context(|| {
+                    format!(
+                        "no source named {name:?} in the configuration (configured: {})",
+                        self.source_names()
+                    )
+                }),
+            None => match self.sources.as_slice() {
+                [only] => Ok(only),
+                [] => bail!(
+                    "no source configured (pass --postgres URL, or add a [[source]] to logship.toml)"
+                ),
+                _ => bail!(
+                    "several sources are configured (choose one with --source: {})",
+                    self.source_names()
+                ),
+            },
+        }
+    }
+
+    fn source_names(&self) -> String {
+        self.sources
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl SourceConfig {
+    /// A source given on the command line: named `default`, everything else defaulted.
+    pub fn inline(kind: SourceKind, url: String) -> SourceConfig {
+        SourceConfig {
+            name: INLINE_SOURCE_NAME.to_owned(),
+            kind,
+            url,
+            slot: default_slot(),
+            application_name: default_application_name(),
+            flush_interval: default_flush_interval(),
+            synchronous: false,
+            base_backup_interval: default_base_backup_interval(),
+            password_file: None,
+            server_id: None,
+            semi_sync: false,
+        }
+    }
+
+    /// The validated name, for store keys.
+    pub fn source_name(&self) -> anyhow::Result<SourceName> {
+        SourceName::new(&self.name)
+            .map_err(|err| anyhow!("invalid source name {:?}: {err}", self.name))
+    }
+}
+
+fn read_table(path: &Path) -> anyhow::Result<toml::Table> {
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        anyhow!(
+            "cannot read config file {}: {err} (check the --config path)",
+            path.display()
+        )
+    })?;
+    text.parse::<toml::Table>().map_err(|err| {
+        anyhow!(
+            "invalid config file {}: {}",
+            path.display(),
+            one_line(&err.to_string())
+        )
+    })
+}
+
+/// Applies `LOGSHIP_STORE_<KEY>`, `LOGSHIP_METRICS_<KEY>` and `LOGSHIP_SOURCE_<NAME>_<KEY>`.
+fn overlay_env(table: &mut toml::Table, env: &BTreeMap<String, String>) -> anyhow::Result<()> {
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix("LOGSHIP_") else {
+            continue;
+        };
+        if let Some(key) = rest.strip_prefix("STORE_") {
+            let kind = if key == "PATH_STYLE" {
+                ValueKind::Bool
+            } else {
+                ValueKind::String
+            };
+            sub_table(table, "store")?.insert(key.to_lowercase(), typed(name, value, kind)?);
+        } else if let Some(key) = rest.strip_prefix("METRICS_") {
+            sub_table(table, "metrics")?
+                .insert(key.to_lowercase(), typed(name, value, ValueKind::String)?);
+        } else if let Some(rest) = rest.strip_prefix("SOURCE_") {
+            let (source, key, kind) = SOURCE_KEYS
+                .iter()
+                .find_map(|(key, kind)| {
+                    let source = rest.strip_suffix(&key.to_uppercase())?.strip_suffix('_')?;
+                    (!source.is_empty()).then_some((source, *key, *kind))
+                })
+                .with_context(|| format!("unknown setting {name} (expected LOGSHIP_SOURCE_<NAME>_<KEY> with KEY one of {})", SOURCE_KEYS.iter().map(|(k, _)| k.to_uppercase()).collect::<Vec<_>>().join(", ")))?;
+            let value = typed(name, value, kind)?;
+            source_table(table, source)?.insert(key.to_owned(), value);
+        }
+    }
+    Ok(())
+}
+
+fn typed(name: &str, value: &str, kind: ValueKind) -> anyhow::Result<toml::Value> {
+    Ok(match kind {
+        ValueKind::String => toml::Value::String(value.to_owned()),
+        ValueKind::Bool => toml::Value::Boolean(
+            value
+                .parse()
+                .map_err(|_| anyhow!("{name}={value:?} is not a boolean (use true or false)"))?,
+        ),
+        ValueKind::Integer => toml::Value::Integer(
+            value
+                .parse()
+                .map_err(|_| anyhow!("{name}={value:?} is not an integer"))?,
+        ),
+    })
+}
+
+fn sub_table<'a>(table: &'a mut toml::Table, name: &str) -> anyhow::Result<&'a mut toml::Table> {
+    table
+        .entry(name)
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+        .as_table_mut()
+        .with_context(|| format!("[{name}] in the configuration must be a table"))
+}
+
+/// The `[[source]]` entry whose name matches `env_name` (upper case, `-` as `_`), created if missing.
+fn source_table<'a>(
+    table: &'a mut toml::Table,
+    env_name: &str,
+) -> anyhow::Result<&'a mut toml::Table> {
+    let sources = table
+        .entry("source")
+        .or_insert_with(|| toml::Value::Array(Vec::new()))
+        .as_array_mut()
+        .context("[[source]] in the configuration must be an array of tables")?;
+    let matches = |s: &toml::Value| {
+        s.get("name")
+            .and_then(toml::Value::as_str)
+            .is_some_and(|n| n.to_uppercase().replace('-', "_") == env_name)
+    };
+    let index = match sources.iter().position(matches) {
+        Some(i) => i,
+        None => {
+            let mut new = toml::Table::new();
+            new.insert("name".into(), toml::Value::String(env_name.to_lowercase()));
+            sources.push(toml::Value::Table(new));
+            sources.len() - 1
+        }
+    };
+    sources
+        .get_mut(index)
+        .and_then(toml::Value::as_table_mut)
+        .context("[[source]] in the configuration must be an array of tables")
+}
+
+/// Folds a multi-line message (TOML errors draw the offending line) into one line.
+pub fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn inline_source_gets_defaults() {
+        let overrides = Overrides {
+            postgres: Some("postgres://repl@db/postgres".into()),
+            ..Overrides::default()
+        };
+        let config = Config::load(&overrides, &env(&[])).unwrap();
+        let source = config.source(None).unwrap();
+        assert_eq!(source.name, "default");
+        assert_eq!(source.flush_interval, Duration::from_secs(1));
+        assert_eq!(source.slot, "logship");
+        assert_eq!(config.store.url, DEFAULT_STORE_URL);
+    }
+
+    #[test]
+    fn env_overrides_file_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logship.toml");
+        std::fs::write(
+            &path,
+            "[store]\nurl = \"file:///a\"\n[[source]]\nname = \"main-db\"\nkind = \"postgres\"\nurl = \"postgres://x@h/p\"\n",
+        )
+        .unwrap();
+        let overrides = Overrides {
+            config_file: Some(path),
+            ..Overrides::default()
+        };
+        let config = Config::load(
+            &overrides,
+            &env(&[
+                ("LOGSHIP_STORE_URL", "s3://b/p"),
+                ("LOGSHIP_STORE_PATH_STYLE", "true"),
+                ("LOGSHIP_SOURCE_MAIN_DB_FLUSH_INTERVAL", "0s"),
+                ("LOGSHIP_SOURCE_MAIN_DB_SYNCHRONOUS", "true"),
+                ("LOGSHIP_METRICS_LISTEN", "127.0.0.1:1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.store.url, "s3://b/p");
+        assert!(config.store.path_style);
+        let source = config.source(Some("main-db")).unwrap();
+        assert_eq!(source.flush_interval, Duration::ZERO);
+        assert!(source.synchronous);
+        assert_eq!(config.metrics.listen, "127.0.0.1:1".parse().unwrap());
+    }
+
+    #[test]
+    fn bad_duration_is_one_clear_line() {
+        let err = Config::load(
+            &Overrides::default(),
+            &env(&[
+                ("LOGSHIP_SOURCE_A_URL", "postgres://x@h/p"),
+                ("LOGSHIP_SOURCE_A_KIND", "postgres"),
+                ("LOGSHIP_SOURCE_A_FLUSH_INTERVAL", "soon"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(!err.contains('\n'), "{err}");
+        assert!(err.contains("invalid duration \"soon\""), "{err}");
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86400));
+        assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);
+        assert!(parse_duration("-1s").is_err());
+    }
+}

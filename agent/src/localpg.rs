@@ -1,0 +1,199 @@
+//! A PostgreSQL server on this machine, driven through its own tools
+//! (`initdb`, `pg_ctl`): the quickstart's throwaway database.
+//!
+//! PostgreSQL refuses to run as root, so when logship runs as root every server
+//! tool runs as the `postgres` OS user through `runuser`.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use anyhow::{Context, anyhow, bail};
+use tokio::process::Command;
+
+/// Where Debian and Ubuntu install PostgreSQL 15's server tools.
+const DEFAULT_BINDIR: &str = "/usr/lib/postgresql/15/bin";
+
+/// The OS user that owns server files when logship runs as root.
+const SERVER_USER: &str = "postgres";
+
+/// A PostgreSQL data directory and the tools that run it.
+pub struct LocalPostgres {
+    bindir: PathBuf,
+    data: PathBuf,
+    socket_dir: PathBuf,
+    port: u16,
+}
+
+impl LocalPostgres {
+    /// The server tools: `LOGSHIP_PG_BINDIR`, else `pg_config --bindir`, else the Debian path.
+    pub fn find_bindir() -> anyhow::Result<PathBuf> {
+        let candidates = std::env::var_os("LOGSHIP_PG_BINDIR")
+            .map(PathBuf::from)
+            .into_iter()
+            .chain(
+                std::process::Command::new("pg_config")
+                    .arg("--bindir")
+                    .output()
+                    .ok()
+                    .filter(|o| o.status.success())
+                    .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())),
+            )
+            .chain([PathBuf::from(DEFAULT_BINDIR)]);
+        for dir in candidates {
+            if dir.join("initdb").exists() && dir.join("pg_ctl").exists() {
+                return Ok(dir);
+            }
+        }
+        bail!(
+            "PostgreSQL server tools (initdb, pg_ctl) not found (install postgresql-15, or set LOGSHIP_PG_BINDIR to their directory)"
+        )
+    }
+
+    /// Creates a cluster in `dir/data` that listens on 127.0.0.1:`port` with
+    /// trust auth and everything streaming replication needs.
+    pub async fn init(dir: &Path, port: u16) -> anyhow::Result<LocalPostgres> {
+        let bindir = LocalPostgres::find_bindir()?;
+        give_to_server_user(dir).await?;
+        let pg = LocalPostgres {
+            bindir,
+            data: dir.join("data"),
+            socket_dir: dir.to_path_buf(),
+            port,
+        };
+        let initdb = pg.bindir.join("initdb");
+        pg.run_tool(
+            &initdb,
+            &[
+                OsStr::new("-D"),
+                pg.data.as_os_str(),
+                OsStr::new("-A"),
+                OsStr::new("trust"),
+                OsStr::new("-U"),
+                OsStr::new("postgres"),
+                OsStr::new("--no-sync"),
+            ],
+        )
+        .await?;
+        let conf = format!(
+            "\n# added by logship quickstart\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nwal_level = replica\nmax_wal_senders = 10\nmax_replication_slots = 10\n",
+            pg.socket_dir.display()
+        );
+        append(&pg.data.join("postgresql.conf"), &conf).await?;
+        Ok(pg)
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    pub async fn start(&self) -> anyhow::Result<()> {
+        let log = self.socket_dir.join("postgres.log");
+        self.run_tool(
+            &self.bindir.join("pg_ctl"),
+            &[
+                OsStr::new("-D"),
+                self.data.as_os_str(),
+                OsStr::new("-l"),
+                log.as_os_str(),
+                OsStr::new("-w"),
+                OsStr::new("start"),
+            ],
+        )
+        .await
+        .with_context(|| format!("see the server log {}", log.display()))?;
+        Ok(())
+    }
+
+    /// Stops the server: `fast` is a clean shutdown, otherwise `immediate` (a crash).
+    pub async fn stop(&self, fast: bool) -> anyhow::Result<()> {
+        let mode = if fast { "fast" } else { "immediate" };
+        self.run_tool(
+            &self.bindir.join("pg_ctl"),
+            &[
+                OsStr::new("-D"),
+                self.data.as_os_str(),
+                OsStr::new("-m"),
+                OsStr::new(mode),
+                OsStr::new("-w"),
+                OsStr::new("stop"),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The superuser's URL over TCP.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data
+    }
+
+    async fn run_tool(&self, tool: &Path, args: &[&OsStr]) -> anyhow::Result<Output> {
+        let mut command = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", SERVER_USER, "--"]).arg(tool);
+            c
+        } else {
+            Command::new(tool)
+        };
+        let output = command
+            .args(args)
+            .current_dir(&self.socket_dir)
+            .output()
+            .await
+            .with_context(|| format!("cannot run {}", tool.display()))?;
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            bail!(
+                "{} failed: {}",
+                tool.file_name().map_or_else(
+                    || tool.display().to_string(),
+                    |n| n.to_string_lossy().into_owned()
+                ),
+                stderr.trim().lines().last().unwrap_or("no output")
+            );
+        }
+        Ok(output)
+    }
+}
+
+/// Whether this process runs as root (then server tools run as `postgres`).
+pub fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+async fn give_to_server_user(dir: &Path) -> anyhow::Result<()> {
+    if !is_root() {
+        return Ok(());
+    }
+    let status = Command::new("chown")
+        .arg("-R")
+        .arg(format!("{SERVER_USER}:{SERVER_USER}"))
+        .arg(dir)
+        .status()
+        .await
+        .context("cannot run chown")?;
+    if !status.success() {
+        return Err(anyhow!(
+            "cannot give {} to the {SERVER_USER} OS user (create that user, or run logship as a non-root user)",
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
+async fn append(path: &Path, text: &str) -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut file = tokio::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .await
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    file.write_all(text.as_bytes()).await?;
+    Ok(())
+}

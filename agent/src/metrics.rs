@@ -1,0 +1,207 @@
+//! Prometheus metrics (names fixed by DESIGN.md §5) and the HTTP endpoints that serve them.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+use logship_protocol::pg::Lsn;
+use logship_protocol::pg::replication::PgTimestamp;
+use metrics::{Counter, Gauge, Histogram};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// The latest values of one source, for `/readyz`, logs and the quickstart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceSnapshot {
+    pub connected: bool,
+    pub received: Lsn,
+    pub durable: Lsn,
+    pub server: Lsn,
+    pub server_time: Option<PgTimestamp>,
+    pub newest_durable_commit: Option<PgTimestamp>,
+}
+
+impl SourceSnapshot {
+    /// Bytes the server has written that are not durable in the store yet.
+    pub fn lag_bytes(&self) -> u64 {
+        self.server.checked_sub(self.durable).unwrap_or(0)
+    }
+
+    /// The server's time minus the newest durable commit's time; 0 when nothing is behind.
+    pub fn lag_seconds(&self) -> f64 {
+        if self.lag_bytes() == 0 {
+            return 0.0;
+        }
+        match (self.server_time, self.newest_durable_commit) {
+            (Some(now), Some(commit)) => {
+                (now.to_unix_micros() - commit.to_unix_micros()).max(0) as f64 / 1e6
+            }
+            _ => 0.0,
+        }
+    }
+}
+
+/// Metric handles for one source, labelled `source=<name>`. Cheap to clone.
+#[derive(Clone)]
+pub struct SourceMetrics {
+    inner: Arc<Handles>,
+}
+
+struct Handles {
+    received: Gauge,
+    durable: Gauge,
+    server: Gauge,
+    lag_bytes: Gauge,
+    lag_seconds: Gauge,
+    upload_duration: Histogram,
+    uploads: Counter,
+    upload_errors: Counter,
+    reconnects: Counter,
+    shipped_raw: Counter,
+    shipped_stored: Counter,
+    snapshot: Mutex<SourceSnapshot>,
+}
+
+impl SourceMetrics {
+    /// Handles for `source`; no-ops until a recorder is installed.
+    pub fn new(source: &str) -> SourceMetrics {
+        let label = ("source", source.to_owned());
+        let shipped = |kind: &'static str| metrics::counter!("logship_shipped_bytes_total", "source" => source.to_owned(), "kind" => kind);
+        SourceMetrics {
+            inner: Arc::new(Handles {
+                received: metrics::gauge!("logship_received_position", &[label.clone()]),
+                durable: metrics::gauge!("logship_durable_position", &[label.clone()]),
+                server: metrics::gauge!("logship_server_position", &[label.clone()]),
+                lag_bytes: metrics::gauge!("logship_lag_bytes", &[label.clone()]),
+                lag_seconds: metrics::gauge!("logship_lag_seconds", &[label.clone()]),
+                upload_duration: metrics::histogram!(
+                    "logship_upload_duration_seconds",
+                    &[label.clone()]
+                ),
+                uploads: metrics::counter!("logship_uploads_total", &[label.clone()]),
+                upload_errors: metrics::counter!("logship_upload_errors_total", &[label.clone()]),
+                reconnects: metrics::counter!("logship_reconnects_total", &[label]),
+                shipped_raw: shipped("raw"),
+                shipped_stored: shipped("stored"),
+                snapshot: Mutex::new(SourceSnapshot::default()),
+            }),
+        }
+    }
+
+    /// The latest values.
+    pub fn snapshot(&self) -> SourceSnapshot {
+        *self.lock()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SourceSnapshot> {
+        // A poisoned lock only means another thread panicked mid-update of plain numbers.
+        self.inner
+            .snapshot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn update(&self, change: impl FnOnce(&mut SourceSnapshot)) {
+        let snapshot = {
+            let mut guard = self.lock();
+            change(&mut guard);
+            *guard
+        };
+        self.inner.received.set(snapshot.received.as_u64() as f64);
+        self.inner.durable.set(snapshot.durable.as_u64() as f64);
+        self.inner.server.set(snapshot.server.as_u64() as f64);
+        self.inner.lag_bytes.set(snapshot.lag_bytes() as f64);
+        self.inner.lag_seconds.set(snapshot.lag_seconds());
+    }
+
+    /// Whether the replication connection is up and streaming.
+    pub fn set_connected(&self, connected: bool) {
+        self.update(|s| s.connected = connected);
+    }
+
+    /// End of the WAL received.
+    pub fn set_received(&self, lsn: Lsn) {
+        self.update(|s| s.received = s.received.max(lsn));
+    }
+
+    /// End of the WAL durable in the store.
+    pub fn set_durable(&self, lsn: Lsn) {
+        self.update(|s| s.durable = s.durable.max(lsn));
+    }
+
+    /// The server's write position and clock, from XLogData and keepalives.
+    pub fn set_server(&self, lsn: Lsn, time: PgTimestamp) {
+        self.update(|s| {
+            s.server = s.server.max(lsn);
+            s.server_time = Some(time);
+        });
+    }
+
+    /// The commit time of the newest transaction whose commit record is durable.
+    pub fn set_newest_durable_commit(&self, time: PgTimestamp) {
+        self.update(|s| s.newest_durable_commit = Some(time));
+    }
+
+    /// One object became durable.
+    pub fn upload_succeeded(&self, took: Duration, raw: u64, stored: usize) {
+        self.inner.upload_duration.record(took.as_secs_f64());
+        self.inner.uploads.increment(1);
+        self.inner.shipped_raw.increment(raw);
+        self.inner.shipped_stored.increment(stored as u64);
+    }
+
+    /// One upload attempt failed (it is retried).
+    pub fn upload_failed(&self) {
+        self.inner.upload_errors.increment(1);
+    }
+
+    /// The source reconnected after losing its connection.
+    pub fn reconnected(&self) {
+        self.inner.reconnects.increment(1);
+    }
+}
+
+/// Installs the Prometheus recorder for this process.
+pub fn install_recorder() -> anyhow::Result<PrometheusHandle> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full("logship_upload_duration_seconds".into()),
+            &[
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ],
+        )?
+        .install_recorder()?;
+    Ok(handle)
+}
+
+/// Serves `/metrics`, `/healthz` (the process is up) and `/readyz` (every source is streaming).
+pub async fn serve(
+    listen: SocketAddr,
+    handle: PrometheusHandle,
+    sources: Vec<SourceMetrics>,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|err| {
+        anyhow::anyhow!(
+            "cannot listen for metrics on {listen}: {err} (choose another [metrics] listen address)"
+        )
+    })?;
+    tracing::info!(%listen, "serving /metrics, /healthz and /readyz");
+    let app = Router::new()
+        .route("/metrics", get(move || std::future::ready(handle.render())))
+        .route("/healthz", get(|| std::future::ready("ok\n")))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = sources.iter().all(|s| s.snapshot().connected);
+                std::future::ready(if ready {
+                    (StatusCode::OK, "ready\n")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "not streaming\n")
+                })
+            }),
+        );
+    axum::serve(listener, app).await?;
+    Ok(())
+}

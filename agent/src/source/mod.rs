@@ -1,0 +1,3 @@
+//! Sources: drive a database's replication stream into the archiver.
+
+pub mod postgres;
