@@ -1,9 +1,10 @@
 //! Executes the examples in `docs/storage-format.md`, so the page cannot drift from the code.
 
+use logship_protocol::archive::backup::{BackupId, BackupMeta};
 use logship_protocol::archive::identity::SourceIdentity;
 use logship_protocol::archive::key::{ArchiveKey, SourceName};
 use logship_protocol::archive::object::{self, Codec};
-use logship_protocol::pg::{SegmentNo, TimelineId, WalSegSize};
+use logship_protocol::pg::{Lsn, SegmentNo, TimelineId, WalSegSize};
 
 const DOC: &str = include_str!("../../docs/storage-format.md");
 
@@ -73,4 +74,55 @@ fn key_examples_parse_as_described() {
         assert_eq!(ArchiveKey::parse(text, seg), Ok((main.clone(), key)));
         assert_eq!(key.format(&main, seg), text);
     }
+}
+
+#[test]
+fn backup_key_examples_parse_as_described() {
+    let seg = WalSegSize::DEFAULT;
+    let id = BackupId::new(TimelineId::FIRST, Lsn::new(0x300_0028));
+    assert_eq!(id.to_string(), "000000010000000003000028");
+    let expected = [
+        ArchiveKey::BackupChunk {
+            id,
+            tablespace: 0,
+            chunk: 0,
+        },
+        ArchiveKey::BackupChunk {
+            id,
+            tablespace: 0,
+            chunk: 1,
+        },
+        ArchiveKey::BackupChunk {
+            id,
+            tablespace: 16390,
+            chunk: 0,
+        },
+        ArchiveKey::BackupManifest { id },
+        ArchiveKey::BackupMeta { id },
+    ];
+    let keys: Vec<&str> = block_after("Backup keys, for source `main`")
+        .unwrap()
+        .iter()
+        .map(|line| line.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(keys.len(), expected.len());
+    let main = SourceName::new("main").unwrap();
+    for (text, key) in keys.into_iter().zip(expected) {
+        assert_eq!(ArchiveKey::parse(text, seg), Ok((main.clone(), key)));
+        assert_eq!(key.format(&main, seg), text);
+    }
+}
+
+#[test]
+fn backup_meta_example_is_what_logship_writes() {
+    let block = block_after("### Backup meta").unwrap().join("\n");
+    let meta = BackupMeta::from_json(block.as_bytes()).unwrap();
+    assert_eq!(meta.id.to_string(), "000000010000000003000028");
+    assert_eq!(meta.system_id, 7312345678901234567);
+    assert_eq!(meta.tablespaces[0].chunk_crcs, [0x1A2B_3C4D, 0x5E6F_7A8B]);
+    assert_eq!(
+        meta.raw_bytes,
+        meta.tablespaces.iter().map(|t| t.raw_bytes).sum::<u64>()
+    );
+    assert_eq!(String::from_utf8(meta.to_json()).unwrap(), block);
 }

@@ -1,9 +1,11 @@
 //! Object keys: every key is built by [`ArchiveKey::format`] and read back by
 //! [`ArchiveKey::parse`]. Numbers are fixed-width upper-case hex, so sorting keys as strings
-//! sorts them by timeline, segment and piece offset.
+//! sorts WAL by timeline, segment and piece offset, and backups by start position, then
+//! tablespace and chunk.
 
 use std::fmt;
 
+use crate::archive::backup::BackupId;
 use crate::pg::segment::{WalFileName, parse_hex8, xlog_file_name};
 use crate::pg::timeline::history_file_name;
 use crate::pg::{SegmentNo, TimelineId, WalSegSize};
@@ -69,6 +71,25 @@ pub enum ArchiveKey {
         /// Offset just past the last byte held.
         end: u32,
     },
+    /// One chunk of a base backup's tar stream for one tablespace.
+    BackupChunk {
+        /// The backup.
+        id: BackupId,
+        /// The tablespace's OID, or 0 for the main data directory.
+        tablespace: u32,
+        /// The chunk's position in the tablespace's tar stream, from 0.
+        chunk: u32,
+    },
+    /// A base backup's `backup_manifest`, as the server sent it.
+    BackupManifest {
+        /// The backup.
+        id: BackupId,
+    },
+    /// A base backup's completion marker, written last.
+    BackupMeta {
+        /// The backup.
+        id: BackupId,
+    },
 }
 
 /// A source name or object key that does not follow the archive's layout.
@@ -86,7 +107,8 @@ pub enum KeyError {
     /// A key that matches none of the layouts.
     #[error(
         "unrecognized archive key \"{key}\": expected <source>/identity, \
-         <source>/timelines/<TLI>.history or <source>/wal/<TLI>/<segment>[.partial.<start>-<end>] \
+         <source>/timelines/<TLI>.history, <source>/wal/<TLI>/<segment>[.partial.<start>-<end>] \
+         or <source>/backups/<id>/(tar/<tablespace>/<chunk>|backup_manifest|meta) \
          with upper-case hex (is another program writing under this prefix?)"
     )]
     Unrecognized {
@@ -131,6 +153,10 @@ const IDENTITY: &str = "identity";
 const TIMELINES: &str = "timelines";
 const WAL: &str = "wal";
 const PARTIAL: &str = ".partial.";
+const BACKUPS: &str = "backups";
+const TAR: &str = "tar";
+const BACKUP_MANIFEST: &str = "backup_manifest";
+const META: &str = "meta";
 
 impl ArchiveKey {
     /// The key relative to the store root, e.g. `main/wal/00000001/000000010000000000000003`.
@@ -157,6 +183,18 @@ impl ArchiveKey {
                 wal_prefix(source, tli),
                 xlog_file_name(tli, segno, seg)
             ),
+            ArchiveKey::BackupChunk {
+                id,
+                tablespace,
+                chunk,
+            } => format!(
+                "{}{TAR}/{tablespace:08X}/{chunk:08X}",
+                backup_prefix(source, id)
+            ),
+            ArchiveKey::BackupManifest { id } => {
+                format!("{}{BACKUP_MANIFEST}", backup_prefix(source, id))
+            }
+            ArchiveKey::BackupMeta { id } => format!("{}{META}", backup_prefix(source, id)),
         }
     }
 
@@ -189,6 +227,22 @@ impl ArchiveKey {
                     });
                 }
                 parsed
+            }
+            [BACKUPS, id, ref what @ ..] => {
+                let id = id.parse().map_err(|_| unrecognized())?;
+                match *what {
+                    [TAR, tablespace, chunk] => match (parse_hex8(tablespace), parse_hex8(chunk)) {
+                        (Some(tablespace), Some(chunk)) => ArchiveKey::BackupChunk {
+                            id,
+                            tablespace,
+                            chunk,
+                        },
+                        _ => return Err(unrecognized()),
+                    },
+                    [BACKUP_MANIFEST] => ArchiveKey::BackupManifest { id },
+                    [META] => ArchiveKey::BackupMeta { id },
+                    _ => return Err(unrecognized()),
+                }
             }
             _ => return Err(unrecognized()),
         };
@@ -265,9 +319,20 @@ pub fn wal_prefix(source: &SourceName, tli: TimelineId) -> String {
     format!("{source}/{WAL}/{:08X}/", tli.get())
 }
 
+/// Every base backup of `source`, complete or not: `<source>/backups/`.
+pub fn backups_prefix(source: &SourceName) -> String {
+    format!("{source}/{BACKUPS}/")
+}
+
+/// Everything stored for one backup: `<source>/backups/<id>/`.
+pub fn backup_prefix(source: &SourceName, id: BackupId) -> String {
+    format!("{source}/{BACKUPS}/{id}/")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pg::Lsn;
     use proptest::prelude::*;
 
     const SEG: WalSegSize = WalSegSize::DEFAULT;
@@ -336,6 +401,43 @@ mod tests {
     }
 
     #[test]
+    fn formats_backup_layouts() {
+        let s = src("main");
+        let id = BackupId::new(tli(1), Lsn::new(0x300_0028));
+        assert_eq!(
+            ArchiveKey::BackupChunk {
+                id,
+                tablespace: 0,
+                chunk: 0x1F
+            }
+            .format(&s, SEG),
+            "main/backups/000000010000000003000028/tar/00000000/0000001F"
+        );
+        assert_eq!(
+            ArchiveKey::BackupChunk {
+                id,
+                tablespace: 16390,
+                chunk: 0
+            }
+            .format(&s, SEG),
+            "main/backups/000000010000000003000028/tar/00004006/00000000"
+        );
+        assert_eq!(
+            ArchiveKey::BackupManifest { id }.format(&s, SEG),
+            "main/backups/000000010000000003000028/backup_manifest"
+        );
+        assert_eq!(
+            ArchiveKey::BackupMeta { id }.format(&s, SEG),
+            "main/backups/000000010000000003000028/meta"
+        );
+        assert_eq!(backups_prefix(&s), "main/backups/");
+        assert_eq!(
+            backup_prefix(&s, id),
+            "main/backups/000000010000000003000028/"
+        );
+    }
+
+    #[test]
     fn rejects_keys_outside_the_layout() {
         for bad in [
             "",
@@ -360,6 +462,22 @@ mod tests {
             "main/wal/00000001/000000010000000000000003/x",
             "main/wal/00000000/000000000000000000000003",
             "main/other/x",
+            "main/backups",
+            "main/backups/",
+            "main/backups/000000010000000003000028",
+            "main/backups/000000010000000003000028/",
+            "main/backups/00000001000000000300002/meta",
+            "main/backups/00000001000000000300002a/meta",
+            "main/backups/000000000000000003000028/meta",
+            "main/backups/000000010000000003000028/meta/",
+            "main/backups/000000010000000003000028/Meta",
+            "main/backups/000000010000000003000028/backup_manifest.json",
+            "main/backups/000000010000000003000028/tar",
+            "main/backups/000000010000000003000028/tar/00000000",
+            "main/backups/000000010000000003000028/tar/00000000/0",
+            "main/backups/000000010000000003000028/tar/0000000a/00000000",
+            "main/backups/000000010000000003000028/tar/00000000/00000000/x",
+            "main/backups/000000010000000003000028/tar/00000000/00000000.tmp",
         ] {
             let err = ArchiveKey::parse(bad, SEG).unwrap_err();
             assert_eq!(err, KeyError::Unrecognized { key: bad.into() }, "{bad}");
@@ -419,6 +537,25 @@ mod tests {
                     end,
                 }
             }),
+            backup_keys(),
+        ]
+    }
+
+    fn backup_ids() -> impl Strategy<Value = BackupId> {
+        (1u32.., any::<u64>()).prop_map(|(t, lsn)| BackupId::new(tli(t), Lsn::new(lsn)))
+    }
+
+    fn backup_keys() -> impl Strategy<Value = ArchiveKey> {
+        prop_oneof![
+            (backup_ids(), any::<u32>(), any::<u32>()).prop_map(|(id, tablespace, chunk)| {
+                ArchiveKey::BackupChunk {
+                    id,
+                    tablespace,
+                    chunk,
+                }
+            }),
+            backup_ids().prop_map(|id| ArchiveKey::BackupManifest { id }),
+            backup_ids().prop_map(|id| ArchiveKey::BackupMeta { id }),
         ]
     }
 
@@ -465,6 +602,20 @@ mod tests {
             let mut sorted = positions.clone();
             sorted.sort();
             prop_assert_eq!(positions, sorted);
+        }
+
+        #[test]
+        fn sorted_chunk_keys_are_sorted_chunks(
+            mut chunks in proptest::collection::vec(
+                (backup_ids(), any::<u32>(), any::<u32>()), 1..40),
+        ) {
+            let source = src("main");
+            let mut by_text = chunks.clone();
+            by_text.sort_by_key(|&(id, tablespace, chunk)| {
+                ArchiveKey::BackupChunk { id, tablespace, chunk }.format(&source, SEG)
+            });
+            chunks.sort();
+            prop_assert_eq!(by_text, chunks);
         }
 
         #[test]

@@ -1,5 +1,7 @@
-//! The archive: object keys (format/parse pairs), object framing and the source identity.
+//! The archive: object keys (format/parse pairs), object framing, the source identity and
+//! base backup metadata.
 
+pub mod backup;
 pub mod identity;
 pub mod key;
 pub mod object;

@@ -1,6 +1,9 @@
-//! PostgreSQL: positions, timelines, WAL file names and physical replication messages.
+//! PostgreSQL: positions, timelines, WAL file names, physical replication messages, and the
+//! base backup stream with its manifest.
 
+pub mod basebackup;
 pub mod lsn;
+pub mod manifest;
 pub mod replication;
 pub mod segment;
 pub mod timeline;
