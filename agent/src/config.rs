@@ -22,7 +22,6 @@ pub const INLINE_SOURCE_NAME: &str = "default";
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    #[serde(default = "default_store")]
     pub store: StoreConfig,
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
@@ -82,12 +81,6 @@ impl Default for MetricsConfig {
     }
 }
 
-fn default_store() -> StoreConfig {
-    StoreConfig {
-        url: DEFAULT_STORE_URL.to_owned(),
-        ..StoreConfig::default()
-    }
-}
 fn default_slot() -> String {
     "logship".to_owned()
 }
@@ -161,6 +154,18 @@ impl Config {
             None => toml::Table::new(),
         };
         overlay_env(&mut table, env)?;
+        // The store URL: the flag wins, then the file or env, then the embedded default.
+        let store = sub_table(&mut table, "store")?;
+        match &overrides.store {
+            Some(url) => {
+                store.insert("url".into(), toml::Value::String(url.clone()));
+            }
+            None => {
+                store
+                    .entry("url")
+                    .or_insert_with(|| toml::Value::String(DEFAULT_STORE_URL.to_owned()));
+            }
+        }
         let mut config: Config = table.try_into().map_err(|err: toml::de::Error| {
             let place = file
                 .as_deref()
@@ -170,9 +175,6 @@ impl Config {
                 one_line(&err.to_string())
             )
         })?;
-        if let Some(url) = &overrides.store {
-            config.store.url = url.clone();
-        }
         let inline = match (&overrides.postgres, &overrides.mysql) {
             (Some(url), _) => Some((SourceKind::Postgres, url)),
             (None, Some(url)) => Some((SourceKind::Mysql, url)),
@@ -436,6 +438,24 @@ mod tests {
         assert_eq!(source.flush_interval, Duration::ZERO);
         assert!(source.synchronous);
         assert_eq!(config.metrics.listen, "127.0.0.1:1".parse().unwrap());
+    }
+
+    #[test]
+    fn store_flag_completes_a_store_table_from_env() {
+        let overrides = Overrides {
+            store: Some("s3://bucket/prefix".into()),
+            ..Overrides::default()
+        };
+        let config = Config::load(
+            &overrides,
+            &env(&[("LOGSHIP_STORE_ENDPOINT", "http://127.0.0.1:9000")]),
+        )
+        .unwrap();
+        assert_eq!(config.store.url, "s3://bucket/prefix");
+        assert_eq!(
+            config.store.endpoint.as_deref(),
+            Some("http://127.0.0.1:9000")
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use std::net::TcpListener;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 /// A free TCP port on 127.0.0.1: bind port 0 and read the port back.
 pub fn free_port() -> u16 {
@@ -9,23 +10,37 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local addr").port()
 }
 
-/// The `logship` binary built by this `cargo test` run.
+/// The `logship` binary of this workspace, built first if a `cargo test -p
+/// logship-tests` run did not build it (`cargo test --workspace` does).
 pub fn logship_bin() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let profile = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    };
-    let bin = target.join(profile).join("logship");
-    assert!(
-        bin.exists(),
-        "{} is missing: run the tests with `cargo test --workspace`, which builds it",
-        bin.display()
-    );
-    bin
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| workspace.join("target"));
+            let release = !cfg!(debug_assertions);
+            let bin = target
+                .join(if release { "release" } else { "debug" })
+                .join("logship");
+            let mut build = std::process::Command::new(env!("CARGO"));
+            build
+                .args(["build", "--quiet", "-p", "logship", "--bin", "logship"])
+                .current_dir(&workspace);
+            if release {
+                build.arg("--release");
+            }
+            let status = build.status().expect("run cargo build -p logship");
+            assert!(status.success(), "cargo build -p logship failed");
+            assert!(
+                bin.exists(),
+                "{} is missing after cargo build",
+                bin.display()
+            );
+            bin
+        })
+        .clone()
 }
 
 /// A temp dir that the `postgres` OS user may write into (PostgreSQL refuses to run as root).
