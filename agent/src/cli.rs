@@ -64,6 +64,15 @@ pub enum Command {
         #[arg(long)]
         source: Option<String>,
     },
+    /// List the backups, the archived WAL with any gaps, and the restorable window.
+    List {
+        /// Only this source (default: every source).
+        #[arg(long)]
+        source: Option<String>,
+        /// Print one JSON object instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
     /// A guided first run: a throwaway PostgreSQL streamed into the embedded store.
     Quickstart,
 }

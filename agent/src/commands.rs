@@ -1,7 +1,6 @@
 //! The commands behind `logship run` and `logship wal-fetch`.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
@@ -123,6 +122,31 @@ pub async fn wal_fetch(
     Ok(walfetch::wal_fetch(store.as_ref(), &source, file, dest).await?)
 }
 
+/// `logship list`: every source, or the one asked for.
+pub async fn list(config: &Config, source: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let store = store::open(&config.store).await?;
+    let sources = match source {
+        Some(_) => vec![pick_source(config, store.as_ref(), source).await?],
+        None if !config.sources.is_empty() => config
+            .sources
+            .iter()
+            .map(|s| s.source_name())
+            .collect::<anyhow::Result<_>>()?,
+        None => match stored_sources(store.as_ref()).await?.as_slice() {
+            [] => return pick_source(config, store.as_ref(), None).await.map(|_| ()),
+            all => all.to_vec(),
+        },
+    };
+    crate::list::list(
+        store.as_ref(),
+        &sources,
+        json,
+        &mut std::io::stdout().lock(),
+    )
+    .await?;
+    Ok(())
+}
+
 /// The source a read command works on: `--source`, the only configured one,
 /// or the only one the store holds.
 pub async fn pick_source(
@@ -169,9 +193,4 @@ pub async fn stored_sources(store: &dyn Store) -> anyhow::Result<Vec<SourceName>
         }
     }
     Ok(names)
-}
-
-/// Opens the configured store (shared by every command).
-pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    Ok(store::open(&config.store).await?)
 }

@@ -8,6 +8,9 @@
 //! - [`store`]: one small async trait with a file and an S3 backend.
 //! - [`catalog`]: what the store holds for a source, by timeline and segment.
 //! - [`walfetch`]: reads the archive back, as PostgreSQL's `restore_command`.
+//! - [`window`]: what a restore can reach, computed from the store alone;
+//!   [`list`] prints it.
+//! - [`restore`]: plans and runs a point-in-time restore.
 
 pub mod archiver;
 pub mod catalog;
@@ -15,10 +18,14 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod identity;
+pub mod list;
 pub mod localpg;
 pub mod metrics;
 pub mod pgconn;
 pub mod quickstart;
+pub mod restore;
 pub mod source;
 pub mod store;
+pub mod timefmt;
 pub mod walfetch;
+pub mod window;

@@ -52,6 +52,12 @@ fn main() -> ExitCode {
                 Err(err) => fail(&err, WAL_FETCH_FAILURE),
             }
         }
+        Command::List { source, json } => {
+            match runtime.block_on(commands::list(&config, source.as_deref(), json)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => fail(&err, 1),
+            }
+        }
         Command::Quickstart => match runtime.block_on(quickstart::run(config)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => fail(&err, 1),

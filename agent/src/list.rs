@@ -1,0 +1,437 @@
+//! `logship list [--source N] [--json]`: the backups, the archived WAL with its gaps, and
+//! the restorable window of each source, as a table or as DESIGN.md §2's JSON object.
+
+use std::io::{self, Write};
+
+use logship_protocol::archive::key::SourceName;
+use serde::Serialize;
+
+use crate::store::Store;
+use crate::timefmt::format_time;
+use crate::window::{SourceSummary, WalRange, WindowError, load_source};
+
+/// Why the listing could not be produced.
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    #[error(transparent)]
+    Window(#[from] WindowError),
+    #[error("cannot write the listing: {0} (check that standard output is open and writable)")]
+    Write(#[from] io::Error),
+}
+
+/// Summarizes each of `sources` and writes them to `out`, as JSON when `json` is set.
+pub async fn list(
+    store: &dyn Store,
+    sources: &[SourceName],
+    json: bool,
+    out: &mut impl Write,
+) -> Result<(), ListError> {
+    let mut summaries = Vec::with_capacity(sources.len());
+    for source in sources {
+        summaries.push(load_source(store, source).await?.summary);
+    }
+    if json {
+        write_json(&summaries, out)?;
+    } else {
+        write_text(&summaries, out)?;
+    }
+    Ok(())
+}
+
+/// The `--json` object (field names are part of the command-line contract).
+#[derive(Serialize)]
+struct ListJson {
+    sources: Vec<SourceJson>,
+}
+
+#[derive(Serialize)]
+struct SourceJson {
+    name: String,
+    kind: &'static str,
+    /// Text, because JSON numbers lose a system identifier's precision.
+    system_id: String,
+    backups: Vec<BackupJson>,
+    archive: Vec<RangeJson>,
+    gaps: Vec<RangeJson>,
+    window: Option<WindowJson>,
+}
+
+#[derive(Serialize)]
+struct BackupJson {
+    id: String,
+    start_time: String,
+    end_time: String,
+    start_position: String,
+    end_position: String,
+    size_bytes: u64,
+    stored_bytes: u64,
+}
+
+#[derive(Serialize)]
+struct RangeJson {
+    timeline_or_server: String,
+    from: String,
+    to: String,
+}
+
+#[derive(Serialize)]
+struct WindowJson {
+    start: String,
+    end: String,
+}
+
+impl From<&WalRange> for RangeJson {
+    fn from(range: &WalRange) -> RangeJson {
+        RangeJson {
+            timeline_or_server: range.timeline.to_string(),
+            from: range.from.to_string(),
+            to: range.to.to_string(),
+        }
+    }
+}
+
+impl From<&SourceSummary> for SourceJson {
+    fn from(summary: &SourceSummary) -> SourceJson {
+        SourceJson {
+            name: summary.name.to_string(),
+            kind: summary.kind,
+            system_id: summary.system_id.to_string(),
+            backups: summary
+                .backups
+                .iter()
+                .map(|b| BackupJson {
+                    id: b.id.to_string(),
+                    start_time: format_time(b.start_time),
+                    end_time: format_time(b.end_time),
+                    start_position: b.start_lsn.to_string(),
+                    end_position: b.end_lsn.to_string(),
+                    size_bytes: b.raw_bytes,
+                    stored_bytes: b.stored_bytes,
+                })
+                .collect(),
+            archive: summary.archive.iter().map(RangeJson::from).collect(),
+            gaps: summary.gaps.iter().map(RangeJson::from).collect(),
+            window: summary.window.as_ref().map(|w| WindowJson {
+                start: format_time(w.start),
+                end: format_time(w.end),
+            }),
+        }
+    }
+}
+
+fn write_json(summaries: &[SourceSummary], out: &mut impl Write) -> io::Result<()> {
+    let listing = ListJson {
+        sources: summaries.iter().map(SourceJson::from).collect(),
+    };
+    serde_json::to_writer(&mut *out, &listing)?;
+    writeln!(out)
+}
+
+fn write_text(summaries: &[SourceSummary], out: &mut impl Write) -> io::Result<()> {
+    for (index, summary) in summaries.iter().enumerate() {
+        if index > 0 {
+            writeln!(out)?;
+        }
+        write_source(summary, out)?;
+    }
+    Ok(())
+}
+
+fn write_source(summary: &SourceSummary, out: &mut impl Write) -> io::Result<()> {
+    writeln!(
+        out,
+        "source {} ({}, system identifier {})",
+        summary.name, summary.kind, summary.system_id
+    )?;
+    if summary.backups.is_empty() {
+        writeln!(out, "  backups: none yet")?;
+    } else {
+        writeln!(out, "  backups:")?;
+        let header = [
+            "id",
+            "start time",
+            "end time",
+            "start LSN",
+            "end LSN",
+            "size",
+            "stored",
+        ];
+        let rows = summary.backups.iter().map(|b| {
+            [
+                b.id.to_string(),
+                format_time(b.start_time),
+                format_time(b.end_time),
+                b.start_lsn.to_string(),
+                b.end_lsn.to_string(),
+                human_bytes(b.raw_bytes),
+                human_bytes(b.stored_bytes),
+            ]
+        });
+        write_table(out, header.map(str::to_owned), rows.collect())?;
+    }
+    write_ranges(out, "archived WAL", &summary.archive, "none yet")?;
+    write_ranges(out, "gaps", &summary.gaps, "none")?;
+    match (&summary.window, summary.backups.is_empty()) {
+        (Some(window), _) => writeln!(
+            out,
+            "  restorable window: {} .. {}",
+            format_time(window.start),
+            format_time(window.end)
+        ),
+        (None, true) => writeln!(
+            out,
+            "  restorable window: none (there is no base backup yet; take one with logship backup)"
+        ),
+        (None, false) => writeln!(
+            out,
+            "  restorable window: none (the archived WAL after every backup has a gap or does not reach its end yet; take a new backup with logship backup)"
+        ),
+    }
+}
+
+fn write_ranges(
+    out: &mut impl Write,
+    title: &str,
+    ranges: &[WalRange],
+    empty: &str,
+) -> io::Result<()> {
+    if ranges.is_empty() {
+        return writeln!(out, "  {title}: {empty}");
+    }
+    writeln!(out, "  {title}:")?;
+    for range in ranges {
+        writeln!(
+            out,
+            "    timeline {}: {} .. {}",
+            range.timeline, range.from, range.to
+        )?;
+    }
+    Ok(())
+}
+
+/// Writes rows under a header, each column as wide as its widest cell.
+fn write_table<const N: usize>(
+    out: &mut impl Write,
+    header: [String; N],
+    rows: Vec<[String; N]>,
+) -> io::Result<()> {
+    let mut widths = [0; N];
+    for row in std::iter::once(&header).chain(&rows) {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        writeln!(out, "    {}", cells.join("  ").trim_end())?;
+    }
+    Ok(())
+}
+
+/// A byte count in binary units, e.g. `117.7 MiB`.
+fn human_bytes(bytes: u64) -> String {
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    // Display only: what f64 loses of a u64 does not show in one decimal.
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = "KiB";
+    for next in ["MiB", "GiB", "TiB", "PiB"] {
+        if value < 1024.0 {
+            break;
+        }
+        value /= 1024.0;
+        unit = next;
+    }
+    format!("{value:.1} {unit}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::window::Window;
+    use jiff::Timestamp;
+    use logship_protocol::archive::backup::{BackupId, BackupMeta, CheckpointMode};
+    use logship_protocol::pg::{Lsn, TimelineId, WalSegSize};
+
+    fn tli(raw: u32) -> TimelineId {
+        TimelineId::new(raw).unwrap()
+    }
+
+    fn lsn(text: &str) -> Lsn {
+        text.parse().unwrap()
+    }
+
+    fn ts(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
+    fn summary() -> SourceSummary {
+        let backup = BackupMeta {
+            id: BackupId::new(tli(1), lsn("0/3000028")),
+            label: "logship 2026-11-21T10:15:00Z".into(),
+            timeline: tli(1),
+            start_lsn: lsn("0/3000028"),
+            end_lsn: lsn("0/3000100"),
+            start_time: ts("2026-11-21T10:15:00.123456Z"),
+            end_time: ts("2026-11-21T10:15:09.5Z"),
+            pg_version: "15.18".into(),
+            pg_version_num: 150018,
+            system_id: 7312345678901234567,
+            wal_segment_size: WalSegSize::DEFAULT,
+            raw_bytes: 123456789,
+            stored_bytes: 34567890,
+            tablespaces: vec![],
+            manifest: None,
+            checkpoint: CheckpointMode::Fast,
+        };
+        SourceSummary {
+            name: SourceName::new("main").unwrap(),
+            kind: "postgres",
+            system_id: 7312345678901234567,
+            wal_seg_size: WalSegSize::DEFAULT,
+            window: Some(Window {
+                start: backup.end_time,
+                end: ts("2026-11-21T10:30:12.5Z"),
+                start_lsn: backup.end_lsn,
+                backup: backup.id,
+                timeline: tli(2),
+            }),
+            backups: vec![backup],
+            archive: vec![
+                WalRange {
+                    timeline: tli(1),
+                    from: lsn("0/3000000"),
+                    to: lsn("0/7158000"),
+                },
+                WalRange {
+                    timeline: tli(2),
+                    from: lsn("0/7000000"),
+                    to: lsn("0/80A1B20"),
+                },
+            ],
+            gaps: vec![WalRange {
+                timeline: tli(1),
+                from: lsn("0/5000000"),
+                to: lsn("0/6000000"),
+            }],
+            replayable: [(tli(2), lsn("0/6000000"))].into(),
+            newest_commit: Some((lsn("0/80A1A00"), ts("2026-11-21T10:30:12.5Z"))),
+        }
+    }
+
+    fn text_of(summaries: &[SourceSummary]) -> String {
+        let mut out = Vec::new();
+        write_text(summaries, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn json_has_the_documented_shape() {
+        let mut out = Vec::new();
+        write_json(&[summary()], &mut out).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"sources": [{
+                "name": "main",
+                "kind": "postgres",
+                "system_id": "7312345678901234567",
+                "backups": [{
+                    "id": "000000010000000003000028",
+                    "start_time": "2026-11-21T10:15:00.123456Z",
+                    "end_time": "2026-11-21T10:15:09.5Z",
+                    "start_position": "0/3000028",
+                    "end_position": "0/3000100",
+                    "size_bytes": 123456789,
+                    "stored_bytes": 34567890,
+                }],
+                "archive": [
+                    {"timeline_or_server": "1", "from": "0/3000000", "to": "0/7158000"},
+                    {"timeline_or_server": "2", "from": "0/7000000", "to": "0/80A1B20"},
+                ],
+                "gaps": [{"timeline_or_server": "1", "from": "0/5000000", "to": "0/6000000"}],
+                "window": {"start": "2026-11-21T10:15:09.5Z", "end": "2026-11-21T10:30:12.5Z"},
+            }]})
+        );
+        assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
+    }
+
+    #[test]
+    fn json_window_is_null_without_one() {
+        let mut s = summary();
+        s.window = None;
+        s.backups.clear();
+        let mut out = Vec::new();
+        write_json(&[s], &mut out).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(value["sources"][0]["window"], serde_json::Value::Null);
+        assert_eq!(value["sources"][0]["backups"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn text_lists_everything() {
+        assert_eq!(
+            text_of(&[summary()]),
+            "source main (postgres, system identifier 7312345678901234567)
+  backups:
+    id                        start time                   end time                start LSN  end LSN    size       stored
+    000000010000000003000028  2026-11-21T10:15:00.123456Z  2026-11-21T10:15:09.5Z  0/3000028  0/3000100  117.7 MiB  33.0 MiB
+  archived WAL:
+    timeline 1: 0/3000000 .. 0/7158000
+    timeline 2: 0/7000000 .. 0/80A1B20
+  gaps:
+    timeline 1: 0/5000000 .. 0/6000000
+  restorable window: 2026-11-21T10:15:09.5Z .. 2026-11-21T10:30:12.5Z
+"
+        );
+    }
+
+    #[test]
+    fn text_says_why_there_is_no_window() {
+        let mut s = summary();
+        s.window = None;
+        s.gaps.clear();
+        let other = {
+            let mut o = s.clone();
+            o.name = SourceName::new("other").unwrap();
+            o.backups.clear();
+            o.archive.clear();
+            o
+        };
+        assert_eq!(
+            text_of(&[s, other]),
+            "source main (postgres, system identifier 7312345678901234567)
+  backups:
+    id                        start time                   end time                start LSN  end LSN    size       stored
+    000000010000000003000028  2026-11-21T10:15:00.123456Z  2026-11-21T10:15:09.5Z  0/3000028  0/3000100  117.7 MiB  33.0 MiB
+  archived WAL:
+    timeline 1: 0/3000000 .. 0/7158000
+    timeline 2: 0/7000000 .. 0/80A1B20
+  gaps: none
+  restorable window: none (the archived WAL after every backup has a gap or does not reach its end yet; take a new backup with logship backup)
+
+source other (postgres, system identifier 7312345678901234567)
+  backups: none yet
+  archived WAL: none yet
+  gaps: none
+  restorable window: none (there is no base backup yet; take one with logship backup)
+"
+        );
+    }
+
+    #[test]
+    fn byte_counts_in_binary_units() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1024), "1.0 KiB");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(16 << 20), "16.0 MiB");
+        assert_eq!(human_bytes(3 << 40), "3.0 TiB");
+        assert_eq!(human_bytes(u64::MAX), "16384.0 PiB");
+    }
+}

@@ -1,0 +1,527 @@
+//! Restore planning, a pure function: a recovery target → the backup to restore, the
+//! timeline to follow and the WAL to replay, or an error that shows what is reachable.
+//!
+//! The target is checked against the restorable window first (the window of the newest
+//! timeline, as `logship list` shows it). Then the target timeline must hold archived WAL,
+//! and an LSN target must lie within it. The backup is the newest one that ends at or
+//! before the target (`end_time` for a time, `end_lsn` for an LSN; the newest for
+//! `--latest`) among those on the target timeline's history whose WAL replays without a
+//! hole up to the timeline's archived end.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use jiff::Timestamp;
+use logship_protocol::archive::backup::BackupMeta;
+use logship_protocol::pg::{Lsn, TimelineHistory, TimelineId};
+
+use crate::window::{SourceSummary, on_history};
+
+/// Where recovery stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecoveryTarget {
+    /// The last commit at or before this time (`recovery_target_time`).
+    Time(Timestamp),
+    /// This WAL position (`recovery_target_lsn`).
+    Lsn(Lsn),
+    /// The end of the archived WAL.
+    Latest,
+}
+
+impl fmt::Display for RecoveryTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecoveryTarget::Time(time) => write!(f, "target time {time}"),
+            RecoveryTarget::Lsn(lsn) => write!(f, "target LSN {lsn}"),
+            RecoveryTarget::Latest => f.write_str("the latest archived WAL"),
+        }
+    }
+}
+
+/// The timeline recovery follows (`recovery_target_timeline`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetTimeline {
+    /// The newest timeline holding archived WAL.
+    Latest,
+    /// This timeline.
+    Id(TimelineId),
+}
+
+/// What a restore fetches and replays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestorePlan {
+    /// The base backup to restore.
+    pub backup: BackupMeta,
+    /// Where recovery stops.
+    pub target: RecoveryTarget,
+    /// The timeline recovery follows.
+    pub timeline: TimelineId,
+    /// How far WAL must be available: the target LSN, or else the archived end of
+    /// `timeline` (a time target stops at its commit somewhere before that).
+    pub wal_end: Lsn,
+}
+
+/// A target no restore can reach, each message showing what can be reached instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("no base backup of source \"{source_name}\" exists yet (take one with logship backup)")]
+    NoBackup { source_name: String },
+    #[error(
+        "no base backup of source \"{source_name}\" can be restored yet: the archived WAL after each one has a gap or does not reach its end (take a new backup with logship backup, or wait for the WAL to be archived; see logship list)"
+    )]
+    NoWindow { source_name: String },
+    #[error(
+        "target time {target} is before the restorable window {start} .. {end} (pick a time inside it; see logship list)"
+    )]
+    TimeBeforeWindow {
+        target: Timestamp,
+        start: Timestamp,
+        end: Timestamp,
+    },
+    #[error(
+        "target time {target} is after the restorable window {start} .. {end} (pick a time inside it; see logship list)"
+    )]
+    TimeAfterWindow {
+        target: Timestamp,
+        start: Timestamp,
+        end: Timestamp,
+    },
+    #[error(
+        "target LSN {target} is before the restorable window, which starts at LSN {start_lsn} ({start}) where the oldest restorable backup becomes consistent (pick a later LSN; see logship list)"
+    )]
+    LsnBeforeWindow {
+        target: Lsn,
+        start_lsn: Lsn,
+        start: Timestamp,
+    },
+    #[error(
+        "timeline {timeline} holds no archived WAL of source \"{source_name}\", which holds timelines {known} (pick one of those, or leave the timeline out to follow the newest)"
+    )]
+    UnknownTimeline {
+        timeline: TimelineId,
+        source_name: String,
+        known: String,
+    },
+    #[error(
+        "target LSN {target} is beyond the archived WAL of timeline {timeline}, which ends at {end} (pick an earlier LSN, or wait until the WAL is archived; see logship list)"
+    )]
+    LsnBeyondArchive {
+        target: Lsn,
+        timeline: TimelineId,
+        end: Lsn,
+    },
+    #[error(
+        "no restorable base backup of source \"{source_name}\" on the history of timeline {timeline} ends at or before {target} (pick a later target or another timeline; see logship list)"
+    )]
+    NoBackupBefore {
+        source_name: String,
+        timeline: TimelineId,
+        target: RecoveryTarget,
+    },
+}
+
+/// Picks the backup and the WAL that reach `target` on `timeline`.
+pub fn plan(
+    summary: &SourceSummary,
+    histories: &BTreeMap<TimelineId, TimelineHistory>,
+    target: RecoveryTarget,
+    timeline: TargetTimeline,
+) -> Result<RestorePlan, PlanError> {
+    let source_name = || summary.name.to_string();
+    if summary.backups.is_empty() {
+        return Err(PlanError::NoBackup {
+            source_name: source_name(),
+        });
+    }
+    let window = summary.window.as_ref().ok_or_else(|| PlanError::NoWindow {
+        source_name: source_name(),
+    })?;
+    match target {
+        RecoveryTarget::Time(time) if time < window.start => {
+            return Err(PlanError::TimeBeforeWindow {
+                target: time,
+                start: window.start,
+                end: window.end,
+            });
+        }
+        RecoveryTarget::Time(time) if time > window.end => {
+            return Err(PlanError::TimeAfterWindow {
+                target: time,
+                start: window.start,
+                end: window.end,
+            });
+        }
+        RecoveryTarget::Lsn(lsn) if lsn < window.start_lsn => {
+            return Err(PlanError::LsnBeforeWindow {
+                target: lsn,
+                start_lsn: window.start_lsn,
+                start: window.start,
+            });
+        }
+        _ => {}
+    }
+    let tli = match timeline {
+        TargetTimeline::Latest => window.timeline,
+        TargetTimeline::Id(tli) => tli,
+    };
+    let archived_end = summary
+        .archived_end(tli)
+        .ok_or_else(|| PlanError::UnknownTimeline {
+            timeline: tli,
+            source_name: source_name(),
+            known: summary
+                .archive
+                .iter()
+                .map(|range| range.timeline.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+    if let RecoveryTarget::Lsn(lsn) = target
+        && lsn > archived_end
+    {
+        return Err(PlanError::LsnBeyondArchive {
+            target: lsn,
+            timeline: tli,
+            end: archived_end,
+        });
+    }
+    let history = histories.get(&tli);
+    let replayable = summary.replayable.get(&tli).copied();
+    let restorable = summary.backups.iter().filter(|b| {
+        on_history(history, tli, b)
+            && replayable.is_some_and(|from| b.start_lsn >= from)
+            && b.end_lsn <= archived_end
+    });
+    let backup = match target {
+        RecoveryTarget::Time(time) => restorable
+            .filter(|b| b.end_time <= time)
+            .max_by_key(|b| (b.end_time, b.id)),
+        RecoveryTarget::Lsn(lsn) => restorable
+            .filter(|b| b.end_lsn <= lsn)
+            .max_by_key(|b| (b.end_lsn, b.id)),
+        RecoveryTarget::Latest => restorable.max_by_key(|b| (b.end_lsn, b.id)),
+    }
+    .ok_or_else(|| PlanError::NoBackupBefore {
+        source_name: source_name(),
+        timeline: tli,
+        target,
+    })?;
+    Ok(RestorePlan {
+        backup: backup.clone(),
+        target,
+        timeline: tli,
+        wal_end: match target {
+            RecoveryTarget::Lsn(lsn) => lsn,
+            RecoveryTarget::Time(_) | RecoveryTarget::Latest => archived_end,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::window::{WalRange, Window};
+    use logship_protocol::archive::backup::{BackupId, CheckpointMode};
+    use logship_protocol::archive::key::SourceName;
+    use logship_protocol::pg::WalSegSize;
+
+    fn tli(raw: u32) -> TimelineId {
+        TimelineId::new(raw).unwrap()
+    }
+
+    fn lsn(text: &str) -> Lsn {
+        text.parse().unwrap()
+    }
+
+    fn ts(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
+    fn backup(t: u32, start: &str, end: &str, end_time: &str) -> BackupMeta {
+        BackupMeta {
+            id: BackupId::new(tli(t), lsn(start)),
+            label: "test".into(),
+            timeline: tli(t),
+            start_lsn: lsn(start),
+            end_lsn: lsn(end),
+            start_time: ts(end_time),
+            end_time: ts(end_time),
+            pg_version: "15.18".into(),
+            pg_version_num: 150018,
+            system_id: 7,
+            wal_segment_size: WalSegSize::DEFAULT,
+            raw_bytes: 0,
+            stored_bytes: 0,
+            tablespaces: vec![],
+            manifest: None,
+            checkpoint: CheckpointMode::Fast,
+        }
+    }
+
+    fn range(t: u32, from: &str, to: &str) -> WalRange {
+        WalRange {
+            timeline: tli(t),
+            from: lsn(from),
+            to: lsn(to),
+        }
+    }
+
+    /// One timeline, WAL 0/1000000 .. 0/9000000, backups at 10:00, 10:10 and 10:20, the
+    /// newest commit at 10:30:12.5.
+    fn summary() -> SourceSummary {
+        let backups = vec![
+            backup(1, "0/1000028", "0/1000100", "2026-11-21T10:00:00Z"),
+            backup(1, "0/3000028", "0/3000100", "2026-11-21T10:10:00Z"),
+            backup(1, "0/5000028", "0/5000100", "2026-11-21T10:20:00Z"),
+        ];
+        SourceSummary {
+            name: SourceName::new("main").unwrap(),
+            kind: "postgres",
+            system_id: 7,
+            wal_seg_size: WalSegSize::DEFAULT,
+            window: Some(Window {
+                start: ts("2026-11-21T10:00:00Z"),
+                end: ts("2026-11-21T10:30:12.5Z"),
+                start_lsn: lsn("0/1000100"),
+                backup: backups[0].id,
+                timeline: tli(1),
+            }),
+            backups,
+            archive: vec![range(1, "0/1000000", "0/9000000")],
+            gaps: vec![],
+            replayable: [(tli(1), lsn("0/1000000"))].into(),
+            newest_commit: Some((lsn("0/8FFFF00"), ts("2026-11-21T10:30:12.5Z"))),
+        }
+    }
+
+    fn no_histories() -> BTreeMap<TimelineId, TimelineHistory> {
+        BTreeMap::new()
+    }
+
+    fn plan_for(summary: &SourceSummary, target: RecoveryTarget) -> Result<RestorePlan, PlanError> {
+        plan(summary, &no_histories(), target, TargetTimeline::Latest)
+    }
+
+    fn err(summary: &SourceSummary, target: RecoveryTarget, timeline: TargetTimeline) -> String {
+        plan(summary, &no_histories(), target, timeline)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn time_target_picks_the_newest_backup_ending_before_it() {
+        let s = summary();
+        let p = plan_for(&s, RecoveryTarget::Time(ts("2026-11-21T10:15:00Z"))).unwrap();
+        assert_eq!(p.backup, s.backups[1]);
+        assert_eq!(p.timeline, tli(1));
+        assert_eq!(p.wal_end, lsn("0/9000000"));
+        assert_eq!(p.target, RecoveryTarget::Time(ts("2026-11-21T10:15:00Z")));
+
+        // The window's edges are inside it; a backup ending exactly at the target counts.
+        let p = plan_for(&s, RecoveryTarget::Time(ts("2026-11-21T10:00:00Z"))).unwrap();
+        assert_eq!(p.backup, s.backups[0]);
+        let p = plan_for(&s, RecoveryTarget::Time(ts("2026-11-21T10:30:12.5Z"))).unwrap();
+        assert_eq!(p.backup, s.backups[2]);
+    }
+
+    #[test]
+    fn time_outside_the_window_shows_the_window() {
+        let s = summary();
+        assert_eq!(
+            err(
+                &s,
+                RecoveryTarget::Time(ts("2026-11-21T09:00:00Z")),
+                TargetTimeline::Latest
+            ),
+            "target time 2026-11-21T09:00:00Z is before the restorable window 2026-11-21T10:00:00Z .. 2026-11-21T10:30:12.5Z (pick a time inside it; see logship list)"
+        );
+        assert_eq!(
+            err(
+                &s,
+                RecoveryTarget::Time(ts("2026-11-21T10:30:12.6Z")),
+                TargetTimeline::Latest
+            ),
+            "target time 2026-11-21T10:30:12.6Z is after the restorable window 2026-11-21T10:00:00Z .. 2026-11-21T10:30:12.5Z (pick a time inside it; see logship list)"
+        );
+    }
+
+    #[test]
+    fn the_window_is_checked_before_the_timeline() {
+        let s = summary();
+        assert!(
+            err(
+                &s,
+                RecoveryTarget::Time(ts("2026-11-21T09:00:00Z")),
+                TargetTimeline::Id(tli(9))
+            )
+            .starts_with("target time 2026-11-21T09:00:00Z is before the restorable window")
+        );
+    }
+
+    #[test]
+    fn lsn_target_picks_by_end_lsn_and_replays_up_to_it() {
+        let s = summary();
+        let p = plan_for(&s, RecoveryTarget::Lsn(lsn("0/5000100"))).unwrap();
+        assert_eq!(p.backup, s.backups[2]);
+        assert_eq!(p.wal_end, lsn("0/5000100"));
+        let p = plan_for(&s, RecoveryTarget::Lsn(lsn("0/50000FF"))).unwrap();
+        assert_eq!(p.backup, s.backups[1]);
+        let p = plan_for(&s, RecoveryTarget::Lsn(lsn("0/9000000"))).unwrap();
+        assert_eq!(p.backup, s.backups[2]);
+    }
+
+    #[test]
+    fn lsn_before_the_window_or_beyond_the_archive() {
+        let s = summary();
+        assert_eq!(
+            err(
+                &s,
+                RecoveryTarget::Lsn(lsn("0/10000FF")),
+                TargetTimeline::Latest
+            ),
+            "target LSN 0/10000FF is before the restorable window, which starts at LSN 0/1000100 (2026-11-21T10:00:00Z) where the oldest restorable backup becomes consistent (pick a later LSN; see logship list)"
+        );
+        assert_eq!(
+            err(
+                &s,
+                RecoveryTarget::Lsn(lsn("0/9000001")),
+                TargetTimeline::Latest
+            ),
+            "target LSN 0/9000001 is beyond the archived WAL of timeline 1, which ends at 0/9000000 (pick an earlier LSN, or wait until the WAL is archived; see logship list)"
+        );
+    }
+
+    #[test]
+    fn latest_picks_the_newest_backup() {
+        let s = summary();
+        let p = plan_for(&s, RecoveryTarget::Latest).unwrap();
+        assert_eq!(p.backup, s.backups[2]);
+        assert_eq!(p.wal_end, lsn("0/9000000"));
+        assert_eq!(p.target, RecoveryTarget::Latest);
+    }
+
+    #[test]
+    fn no_backup_at_all() {
+        let mut s = summary();
+        s.backups.clear();
+        s.window = None;
+        assert_eq!(
+            err(&s, RecoveryTarget::Latest, TargetTimeline::Latest),
+            "no base backup of source \"main\" exists yet (take one with logship backup)"
+        );
+    }
+
+    #[test]
+    fn backups_without_a_window() {
+        let mut s = summary();
+        s.window = None;
+        assert_eq!(
+            err(&s, RecoveryTarget::Latest, TargetTimeline::Latest),
+            "no base backup of source \"main\" can be restored yet: the archived WAL after each one has a gap or does not reach its end (take a new backup with logship backup, or wait for the WAL to be archived; see logship list)"
+        );
+    }
+
+    #[test]
+    fn unknown_timeline() {
+        let mut s = summary();
+        s.archive.push(range(2, "0/9000000", "0/9800000"));
+        assert_eq!(
+            err(&s, RecoveryTarget::Latest, TargetTimeline::Id(tli(3))),
+            "timeline 3 holds no archived WAL of source \"main\", which holds timelines 1, 2 (pick one of those, or leave the timeline out to follow the newest)"
+        );
+    }
+
+    #[test]
+    fn backups_before_a_gap_are_not_picked() {
+        let mut s = summary();
+        // WAL before 0/3000000 has a hole: the 10:00 backup cannot be replayed forward.
+        s.replayable.insert(tli(1), lsn("0/3000000"));
+        let p = plan_for(&s, RecoveryTarget::Lsn(lsn("0/4000000"))).unwrap();
+        assert_eq!(p.backup, s.backups[1]);
+        assert_eq!(
+            err(
+                &s,
+                RecoveryTarget::Lsn(lsn("0/2000000")),
+                TargetTimeline::Latest
+            ),
+            "no restorable base backup of source \"main\" on the history of timeline 1 ends at or before target LSN 0/2000000 (pick a later target or another timeline; see logship list)"
+        );
+    }
+
+    /// Timeline 2 branched from 1 at 0/6000000; timeline 1 went on to 0/7000000 elsewhere.
+    fn branched() -> (SourceSummary, BTreeMap<TimelineId, TimelineHistory>) {
+        let mut s = summary();
+        s.backups
+            .push(backup(1, "0/6800028", "0/6800100", "2026-11-21T10:25:00Z"));
+        s.backups
+            .push(backup(2, "0/7000028", "0/7000100", "2026-11-21T10:26:00Z"));
+        s.archive = vec![
+            range(1, "0/1000000", "0/7000000"),
+            range(2, "0/6000000", "0/9000000"),
+        ];
+        s.replayable = [(tli(1), lsn("0/1000000")), (tli(2), lsn("0/1000000"))].into();
+        if let Some(window) = s.window.as_mut() {
+            window.timeline = tli(2);
+        }
+        let history = TimelineHistory::parse(tli(2), b"1\t0/6000000\tpromoted\n").unwrap();
+        (s, [(tli(2), history)].into())
+    }
+
+    #[test]
+    fn only_backups_on_the_target_timelines_history() {
+        let (s, histories) = branched();
+        let latest = plan(
+            &s,
+            &histories,
+            RecoveryTarget::Latest,
+            TargetTimeline::Latest,
+        )
+        .unwrap();
+        assert_eq!(latest.timeline, tli(2));
+        assert_eq!(latest.backup.id, s.backups[4].id);
+        // At 10:25:30 the newest backup on timeline 2's history is the 10:20 one: the
+        // 10:25 backup ended on timeline 1 after the switchpoint.
+        let time = RecoveryTarget::Time(ts("2026-11-21T10:25:30Z"));
+        let p = plan(&s, &histories, time, TargetTimeline::Latest).unwrap();
+        assert_eq!(p.backup, s.backups[2]);
+        assert_eq!(p.wal_end, lsn("0/9000000"));
+        // On timeline 1 itself it is the 10:25 one.
+        let p = plan(&s, &histories, time, TargetTimeline::Id(tli(1))).unwrap();
+        assert_eq!(p.backup, s.backups[3]);
+        assert_eq!(p.timeline, tli(1));
+        assert_eq!(p.wal_end, lsn("0/7000000"));
+        assert_eq!(
+            plan(
+                &s,
+                &histories,
+                RecoveryTarget::Lsn(lsn("0/8000000")),
+                TargetTimeline::Id(tli(1))
+            )
+            .unwrap_err()
+            .to_string(),
+            "target LSN 0/8000000 is beyond the archived WAL of timeline 1, which ends at 0/7000000 (pick an earlier LSN, or wait until the WAL is archived; see logship list)"
+        );
+    }
+
+    #[test]
+    fn no_backup_on_the_target_timeline() {
+        let (mut s, histories) = branched();
+        s.backups.retain(|b| b.timeline == tli(2));
+        if let Some(window) = s.window.as_mut() {
+            window.start = ts("2026-11-21T10:26:00Z");
+            window.start_lsn = lsn("0/7000100");
+            window.backup = s.backups[0].id;
+        }
+        assert_eq!(
+            plan(
+                &s,
+                &histories,
+                RecoveryTarget::Latest,
+                TargetTimeline::Id(tli(1))
+            )
+            .unwrap_err()
+            .to_string(),
+            "no restorable base backup of source \"main\" on the history of timeline 1 ends at or before the latest archived WAL (pick a later target or another timeline; see logship list)"
+        );
+    }
+}
