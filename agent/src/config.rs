@@ -153,6 +153,22 @@ impl Config {
             Some(path) => read_table(path)?,
             None => toml::Table::new(),
         };
+        let inline = match (&overrides.postgres, &overrides.mysql) {
+            (Some(url), _) => Some(("postgres", url)),
+            (None, Some(url)) => Some(("mysql", url)),
+            (None, None) => None,
+        };
+        if let Some((kind, url)) = inline {
+            // Placed before the environment overlay, so LOGSHIP_SOURCE_DEFAULT_* apply to it.
+            if table.contains_key("source") {
+                bail!(
+                    "--postgres/--mysql cannot be combined with [[source]] tables in the configuration (use one or the other)"
+                );
+            }
+            let source = source_table(&mut table, &INLINE_SOURCE_NAME.to_uppercase())?;
+            source.insert("kind".into(), toml::Value::String(kind.to_owned()));
+            source.insert("url".into(), toml::Value::String(url.clone()));
+        }
         overlay_env(&mut table, env)?;
         // The store URL: the flag wins, then the file or env, then the embedded default.
         let store = sub_table(&mut table, "store")?;
@@ -166,7 +182,7 @@ impl Config {
                     .or_insert_with(|| toml::Value::String(DEFAULT_STORE_URL.to_owned()));
             }
         }
-        let mut config: Config = table.try_into().map_err(|err: toml::de::Error| {
+        let config: Config = table.try_into().map_err(|err: toml::de::Error| {
             let place = file
                 .as_deref()
                 .map_or("configuration".to_owned(), |p| p.display().to_string());
@@ -175,19 +191,6 @@ impl Config {
                 one_line(&err.to_string())
             )
         })?;
-        let inline = match (&overrides.postgres, &overrides.mysql) {
-            (Some(url), _) => Some((SourceKind::Postgres, url)),
-            (None, Some(url)) => Some((SourceKind::Mysql, url)),
-            (None, None) => None,
-        };
-        if let Some((kind, url)) = inline {
-            if !config.sources.is_empty() {
-                bail!(
-                    "--postgres/--mysql cannot be combined with [[source]] tables in the configuration (use one or the other)"
-                );
-            }
-            config.sources.push(SourceConfig::inline(kind, url.clone()));
-        }
         config.validate()?;
         Ok(config)
     }
@@ -253,21 +256,15 @@ impl Config {
 }
 
 impl SourceConfig {
-    /// A source given on the command line: named `default`, everything else defaulted.
-    pub fn inline(kind: SourceKind, url: String) -> SourceConfig {
-        SourceConfig {
-            name: INLINE_SOURCE_NAME.to_owned(),
-            kind,
-            url,
-            slot: default_slot(),
-            application_name: default_application_name(),
-            flush_interval: default_flush_interval(),
-            synchronous: false,
-            base_backup_interval: default_base_backup_interval(),
-            password_file: None,
-            server_id: None,
-            semi_sync: false,
-        }
+    /// A PostgreSQL source named `name` at `url`, every other key at its default.
+    pub fn postgres(name: &str, url: &str) -> anyhow::Result<SourceConfig> {
+        let mut table = toml::Table::new();
+        table.insert("name".into(), toml::Value::String(name.to_owned()));
+        table.insert("kind".into(), toml::Value::String("postgres".into()));
+        table.insert("url".into(), toml::Value::String(url.to_owned()));
+        table.try_into().map_err(|err: toml::de::Error| {
+            anyhow!("invalid source {name:?}: {}", one_line(&err.to_string()))
+        })
     }
 
     /// The validated name, for store keys.
@@ -456,6 +453,22 @@ mod tests {
             config.store.endpoint.as_deref(),
             Some("http://127.0.0.1:9000")
         );
+    }
+
+    #[test]
+    fn env_settings_apply_to_the_inline_source() {
+        let overrides = Overrides {
+            postgres: Some("postgres://repl@db/postgres".into()),
+            ..Overrides::default()
+        };
+        let config = Config::load(
+            &overrides,
+            &env(&[("LOGSHIP_SOURCE_DEFAULT_FLUSH_INTERVAL", "250ms")]),
+        )
+        .unwrap();
+        let source = config.source(None).unwrap();
+        assert_eq!(source.url, "postgres://repl@db/postgres");
+        assert_eq!(source.flush_interval, Duration::from_millis(250));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use logship_protocol::pg::{Lsn, SegmentNo, TimelineId, WalSegSize, xlog_file_nam
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::WalCatalog;
-use crate::config::{Config, SourceConfig, SourceKind};
+use crate::config::{Config, SourceConfig};
 use crate::identity::read_identity;
 use crate::localpg::LocalPostgres;
 use crate::metrics::SourceMetrics;
@@ -67,8 +67,7 @@ async fn tour(config: &Config, pg: &LocalPostgres) -> anyhow::Result<()> {
         "2. Streaming its WAL into {} as source \"{SOURCE}\", shipping the segment in progress every second.",
         store.url()
     ));
-    let mut source_config = SourceConfig::inline(SourceKind::Postgres, pg.url());
-    source_config.name = SOURCE.to_owned();
+    let source_config = SourceConfig::postgres(SOURCE, &pg.url())?;
     let metrics = SourceMetrics::new(SOURCE);
     let source = PostgresSource::new(name.clone(), source_config, store.clone(), metrics.clone())?;
     let shutdown = CancellationToken::new();

@@ -455,7 +455,16 @@ async fn follows_a_promotion_onto_the_next_timeline() {
         "the old timeline's last segment must stay partial"
     );
     let partial = fetch_segment(opened.as_ref(), &source(), &partial_name).await;
-    let original = standby.wal_file(&format!("{partial_name}.partial"));
+    // With archiving on, PostgreSQL renames it `.partial` at promotion; without, it keeps its name.
+    let renamed = standby
+        .data_dir()
+        .join("pg_wal")
+        .join(format!("{partial_name}.partial"));
+    let original = if renamed.exists() {
+        std::fs::read(renamed).unwrap()
+    } else {
+        standby.wal_file(&partial_name)
+    };
     let upto = switchpoint.segment_offset(seg) as usize;
     assert_eq!(
         partial[..upto],
