@@ -100,6 +100,16 @@ def wait_flush(pg, app, target, timeout=600):
     return time.monotonic()
 
 
+def descendants(pid):
+    """Every process below `pid` (the consumer under /usr/bin/time, and runuser's child)."""
+    found = []
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        for child in f.read().split():
+            found.append(int(child))
+            found.extend(descendants(int(child)))
+    return found
+
+
 def parse_time_v(path):
     text = open(path).read()
     user = float(re.search(r"User time \(seconds\): ([\d.]+)", text).group(1))
@@ -129,7 +139,10 @@ def phase(pg, name, cmd, env, rows, work):
     t_load = time.monotonic()
     end_lsn = lsn(pg.sql("SELECT pg_current_wal_flush_lsn()"))
     t_caught = wait_flush(pg, app, end_lsn)
-    proc.send_signal(signal.SIGTERM) if name != "pg_receivewal" else proc.send_signal(signal.SIGINT)
+    # Signal the consumer, not /usr/bin/time, so that time still writes its report.
+    stop = signal.SIGINT if name == "pg_receivewal" else signal.SIGTERM
+    for pid in descendants(proc.pid):
+        os.kill(pid, stop)
     proc.wait(timeout=60)
     cpu, rss = parse_time_v(timefile)
     wal = end_lsn - load_start_lsn
@@ -153,7 +166,8 @@ def main():
     args = ap.parse_args()
 
     run(["cargo", "build", "--release", "-p", "logship"], cwd=ROOT)
-    logship = os.path.join(ROOT, "target", "release", "logship")
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    logship = os.path.join(target, "release", "logship")
     base = tempfile.mkdtemp(prefix="logship-bench-")
     os.chmod(base, 0o755)
     pg = Postgres(base)

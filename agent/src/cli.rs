@@ -2,9 +2,12 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use logship_protocol::pg::TimelineId;
 
 use crate::config::Overrides;
+use crate::restore::plan::{RecoveryTarget, TargetTimeline};
+use crate::restore::recovery_conf::TargetAction;
 
 /// Streams PostgreSQL WAL into object storage, continuously, and restores from it.
 #[derive(Debug, Parser)]
@@ -50,6 +53,12 @@ pub enum LogFormat {
 pub enum Command {
     /// The daemon: stream every source into the store until SIGTERM.
     Run,
+    /// Take one base backup now; prints its id once it is durable.
+    Backup {
+        /// The source to back up (may be left out when one is configured).
+        #[arg(long)]
+        source: Option<String>,
+    },
     /// PostgreSQL's restore_command helper: write archived FILE (%f) to DEST (%p).
     ///
     /// Exit status: 0 when the file was found; 1 when the archive was read and
@@ -63,6 +72,9 @@ pub enum Command {
         /// The source to read (may be left out when the store holds one).
         #[arg(long)]
         source: Option<String>,
+        /// How many segments to read ahead into pg_wal/logship-spool/ (0: none).
+        #[arg(long, value_name = "N", default_value_t = crate::walfetch::DEFAULT_PREFETCH)]
+        prefetch: usize,
     },
     /// List the backups, the archived WAL with any gaps, and the restorable window.
     List {
@@ -73,8 +85,83 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Restore a base backup into a new data directory, set to recover to a target.
+    ///
+    /// The target must lie in the restorable window (see `logship list`); the restored
+    /// server fetches WAL with `logship wal-fetch`. With --start, logship starts it and
+    /// waits until the target is reached.
+    Restore(RestoreArgs),
     /// A guided first run: a throwaway PostgreSQL streamed into the embedded store.
     Quickstart,
+}
+
+/// `logship restore`'s flags.
+#[derive(Debug, Args)]
+#[command(group(
+    ArgGroup::new("target")
+        .required(true)
+        .args(["target_time", "target_lsn", "latest"])
+))]
+pub struct RestoreArgs {
+    /// The source to restore (may be left out when the store holds one).
+    #[arg(long)]
+    pub source: Option<String>,
+    /// The new data directory; it must not exist, or be empty.
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
+    /// Stop after the last commit at or before this time: RFC 3339, or
+    /// "YYYY-MM-DD HH:MM:SS[.ffffff]" in UTC.
+    #[arg(long, value_name = "TIME", value_parser = parse_time_arg)]
+    pub target_time: Option<jiff::Timestamp>,
+    /// Stop at this WAL position, such as 0/3000100.
+    #[arg(long, value_name = "LSN")]
+    pub target_lsn: Option<logship_protocol::pg::Lsn>,
+    /// Replay all archived WAL.
+    #[arg(long)]
+    pub latest: bool,
+    /// The timeline to follow: latest, or a timeline number.
+    #[arg(long, value_name = "latest|N", default_value = "latest", value_parser = parse_timeline)]
+    pub target_timeline: TargetTimeline,
+    /// What the server does at the target.
+    #[arg(long, value_enum, default_value_t = TargetAction::Promote)]
+    pub target_action: TargetAction,
+    /// Start the restored server and wait until it reaches the target.
+    #[arg(long)]
+    pub start: bool,
+    /// The port the restored server listens on (default: the original's).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Empty DIR first if it is not empty.
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl RestoreArgs {
+    /// The recovery target the flags name.
+    pub fn target(&self) -> RecoveryTarget {
+        match (self.target_time, self.target_lsn) {
+            (Some(time), _) => RecoveryTarget::Time(time),
+            (None, Some(lsn)) => RecoveryTarget::Lsn(lsn),
+            (None, None) => RecoveryTarget::Latest,
+        }
+    }
+}
+
+fn parse_time_arg(text: &str) -> Result<jiff::Timestamp, String> {
+    crate::timefmt::parse_time(text).map_err(|err| err.to_string())
+}
+
+fn parse_timeline(text: &str) -> Result<TargetTimeline, String> {
+    if text == "latest" {
+        return Ok(TargetTimeline::Latest);
+    }
+    text.parse()
+        .ok()
+        .and_then(TimelineId::new)
+        .map(TargetTimeline::Id)
+        .ok_or_else(|| {
+            format!("invalid timeline {text:?} (use latest, or a timeline number from 1)")
+        })
 }
 
 impl Cli {

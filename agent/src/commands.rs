@@ -1,19 +1,26 @@
-//! The commands behind `logship run` and `logship wal-fetch`.
+//! The commands behind `logship run`, `logship backup` and `logship wal-fetch`.
 
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
+use logship_protocol::archive::backup::BackupId;
 use logship_protocol::archive::key::{ArchiveKey, SourceName};
 use logship_protocol::pg::WalSegSize;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::backup::{self, BackupSchedule, BackupSettings};
+use crate::cli::RestoreArgs;
 use crate::config::{Config, SourceKind};
+use crate::localpg::{LocalPostgres, shell_quote};
 use crate::metrics::{self, SourceMetrics};
+use crate::restore::recovery_conf::RestoreCommand;
+use crate::restore::start::Outcome;
 use crate::source::postgres::PostgresSource;
 use crate::store::{self, Store};
 use crate::walfetch::{self, Fetched};
+use crate::{restore, timefmt};
 
 /// How long shutdown may take before the process gives up on making WAL durable.
 /// Kubernetes' default grace period is 30 s; DESIGN.md asks for 5 s.
@@ -28,6 +35,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let handle = metrics::install_recorder()?;
     let shutdown = CancellationToken::new();
     let mut sources = JoinSet::new();
+    // Dropped on return, which stops any schedule still running.
+    let mut schedules = JoinSet::new();
     let mut all_metrics = Vec::new();
     for source in &config.sources {
         let name = source.source_name()?;
@@ -35,6 +44,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         all_metrics.push(source_metrics.clone());
         match source.kind {
             SourceKind::Postgres => {
+                let schedule = BackupSchedule {
+                    store: store.clone(),
+                    source: name.clone(),
+                    options: backup::connect_options(source)?,
+                    settings: BackupSettings::from_config(source),
+                    interval: source.base_backup_interval,
+                    metrics: source_metrics.clone(),
+                };
+                schedules.spawn(schedule.run(shutdown.clone()));
                 let pg = PostgresSource::new(
                     name.clone(),
                     source.clone(),
@@ -110,16 +128,28 @@ async fn shutdown_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `logship wal-fetch FILE DEST`.
+/// `logship backup`: takes one base backup of the source now; returns its id once durable.
+pub async fn backup(config: &Config, source: Option<&str>) -> anyhow::Result<BackupId> {
+    let source = config.source(source)?;
+    let name = source.source_name()?;
+    let store = store::open(&config.store).await?;
+    let options = backup::connect_options(source)?;
+    let settings = BackupSettings::from_config(source);
+    let meta = backup::take_backup(store, &name, &options, &settings).await?;
+    Ok(meta.id)
+}
+
+/// `logship wal-fetch FILE DEST`, reading `prefetch` segments ahead.
 pub async fn wal_fetch(
     config: &Config,
     source: Option<&str>,
     file: &str,
     dest: &Path,
+    prefetch: usize,
 ) -> anyhow::Result<Fetched> {
     let store = store::open(&config.store).await?;
     let source = pick_source(config, store.as_ref(), source).await?;
-    Ok(walfetch::wal_fetch(store.as_ref(), &source, file, dest).await?)
+    Ok(walfetch::wal_fetch_prefetching(store, &source, file, dest, prefetch).await?)
 }
 
 /// `logship list`: every source, or the one asked for.
@@ -144,6 +174,75 @@ pub async fn list(config: &Config, source: Option<&str>, json: bool) -> anyhow::
         &mut std::io::stdout().lock(),
     )
     .await?;
+    Ok(())
+}
+
+/// `logship restore`: restores, then with `--start` runs the server to the target.
+pub async fn restore(config: &Config, args: &RestoreArgs) -> anyhow::Result<()> {
+    let store = store::open(&config.store).await?;
+    let source = pick_source(config, store.as_ref(), args.source.as_deref()).await?;
+    let exe = std::env::current_exe()
+        .context("cannot find the path of the logship executable for the restore_command")?;
+    let request = restore::execute::RestoreRequest {
+        to: args.to.clone(),
+        target: args.target(),
+        timeline: args.target_timeline,
+        action: args.target_action,
+        port: args.port,
+        force: args.force,
+        restore_command: RestoreCommand {
+            exe,
+            store_url: store.url().to_owned(),
+            endpoint: config.store.endpoint.clone(),
+            region: config.store.region.clone(),
+            path_style: config.store.path_style,
+            source: source.clone(),
+        },
+    };
+    let progress = restore::execute::progress_bar();
+    let restored = restore::run(store, &source, &request, &progress).await?;
+    let plan = &restored.plan;
+    println!(
+        "restored backup {} into {} ({} files); recovery replays timeline {} to {}",
+        plan.backup.id,
+        restored.dir.display(),
+        restored.files,
+        plan.timeline,
+        plan.target
+    );
+    if !args.start {
+        let pg = LocalPostgres::existing(&restored.dir, restored.port, &restored.dir)?;
+        let log = restored.dir.join(restore::start::START_LOG);
+        let start = format!("-l {} start", shell_quote(&log.display().to_string()));
+        println!("start it with: {}", pg.pg_ctl_command(&start));
+        return Ok(());
+    }
+    let reached = restore::start::start(&restored, args.target_action).await?;
+    match reached.time {
+        Some(time) => println!("reached {} at {}", timefmt::format_time(time), reached.lsn),
+        None => println!(
+            "reached {} (no transaction was replayed after the backup)",
+            reached.lsn
+        ),
+    }
+    match (reached.outcome, &reached.stop_command) {
+        (Outcome::ShutDown, _) => println!(
+            "the server was shut down at the target; starting it again replays to the target and shuts it down again"
+        ),
+        (outcome, Some(stop)) => {
+            let state = if outcome == Outcome::Paused {
+                "paused at the target, read-only"
+            } else {
+                "promoted, accepting writes"
+            };
+            println!(
+                "the server is running on port {} ({state}; log {}); stop it with: {stop}",
+                restored.port,
+                reached.log.display()
+            );
+        }
+        (_, None) => {}
+    }
     Ok(())
 }
 

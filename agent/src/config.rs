@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
+use logship_protocol::archive::backup::CheckpointMode;
 use logship_protocol::archive::key::SourceName;
 use serde::{Deserialize, Deserializer};
 
+use crate::pgconn::{ConnectOptions, PgError};
 use crate::store::StoreConfig;
 
 /// The store every command uses when none is configured: the embedded file store.
@@ -57,6 +59,11 @@ pub struct SourceConfig {
         deserialize_with = "duration"
     )]
     pub base_backup_interval: Duration,
+    #[serde(default = "default_backup_checkpoint")]
+    pub backup_checkpoint: CheckpointMode,
+    /// A limit on the server's send rate during base backups, in kB/s.
+    #[serde(default)]
+    pub backup_max_rate: Option<u32>,
     #[serde(default)]
     pub password_file: Option<PathBuf>,
     #[serde(default)]
@@ -93,6 +100,9 @@ fn default_flush_interval() -> Duration {
 fn default_base_backup_interval() -> Duration {
     Duration::from_secs(24 * 3600)
 }
+fn default_backup_checkpoint() -> CheckpointMode {
+    CheckpointMode::Fast
+}
 fn default_metrics_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9187))
 }
@@ -123,6 +133,8 @@ pub struct Overrides {
 /// Keys of a `[[source]]` table that environment variables may set, with their TOML types.
 const SOURCE_KEYS: &[(&str, ValueKind)] = &[
     ("application_name", ValueKind::String),
+    ("backup_checkpoint", ValueKind::String),
+    ("backup_max_rate", ValueKind::Integer),
     ("base_backup_interval", ValueKind::String),
     ("flush_interval", ValueKind::String),
     ("password_file", ValueKind::String),
@@ -255,7 +267,43 @@ impl Config {
     }
 }
 
+/// Why a source's connection options could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceOptionsError {
+    #[error(transparent)]
+    Url(#[from] PgError),
+    #[error(transparent)]
+    PasswordFile(#[from] PasswordFileError),
+}
+
+/// A `password_file` that cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot read password file {path}: {reason} (check password_file in the source's configuration)"
+)]
+pub struct PasswordFileError {
+    path: String,
+    reason: String,
+}
+
 impl SourceConfig {
+    /// Connection options for this source under `application_name`, with the
+    /// password from `password_file` when one is configured.
+    pub fn connect_options(
+        &self,
+        application_name: &str,
+    ) -> Result<ConnectOptions, SourceOptionsError> {
+        let mut options = ConnectOptions::from_url(&self.url)?.application_name(application_name);
+        if let Some(path) = &self.password_file {
+            let password = std::fs::read_to_string(path).map_err(|e| PasswordFileError {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            options = options.password(password.trim_end_matches(['\r', '\n']));
+        }
+        Ok(options)
+    }
+
     /// A PostgreSQL source named `name` at `url`, every other key at its default.
     pub fn postgres(name: &str, url: &str) -> anyhow::Result<SourceConfig> {
         let mut table = toml::Table::new();

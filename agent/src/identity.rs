@@ -74,7 +74,7 @@ pub async fn verify_identity(
             store: store.url().to_owned(),
             source_name: source.to_string(),
             stored,
-            actual: actual.clone(),
+            actual: *actual,
         }),
         None => Ok(false),
     }

@@ -6,6 +6,7 @@
 //! - [`source`]: drives a replication connection and feeds the archiver.
 //! - [`archiver`]: turns received WAL into objects and owns the durable position.
 //! - [`store`]: one small async trait with a file and an S3 backend.
+//! - [`backup`]: base backups into the store, on demand and on schedule.
 //! - [`catalog`]: what the store holds for a source, by timeline and segment.
 //! - [`walfetch`]: reads the archive back, as PostgreSQL's `restore_command`.
 //! - [`window`]: what a restore can reach, computed from the store alone;
@@ -13,6 +14,7 @@
 //! - [`restore`]: plans and runs a point-in-time restore.
 
 pub mod archiver;
+pub mod backup;
 pub mod catalog;
 pub mod cli;
 pub mod commands;

@@ -102,6 +102,104 @@ impl LocalPostgres {
         Ok(())
     }
 
+    /// An existing data directory `data` (such as a restored one), whose server is to
+    /// listen on `port` with its Unix socket in `socket_dir`.
+    pub fn existing(data: &Path, port: u16, socket_dir: &Path) -> anyhow::Result<LocalPostgres> {
+        Ok(LocalPostgres {
+            bindir: LocalPostgres::find_bindir()?,
+            data: data.to_path_buf(),
+            socket_dir: socket_dir.to_path_buf(),
+            port,
+        })
+    }
+
+    /// Starts the server without waiting for it, logging to `log`, with `settings` given
+    /// as `-c name=value` for this run only (they override the configuration files).
+    pub async fn spawn(&self, log: &Path, settings: &[(&str, String)]) -> anyhow::Result<()> {
+        let mut options = format!(
+            "-p {} -c unix_socket_directories={}",
+            self.port,
+            shell_quote(&self.socket_dir.display().to_string())
+        );
+        for (name, value) in settings {
+            options.push_str(&format!(" -c {name}={}", shell_quote(value)));
+        }
+        self.run_tool(
+            &self.bindir.join("pg_ctl"),
+            &[
+                OsStr::new("-D"),
+                self.data.as_os_str(),
+                OsStr::new("-l"),
+                log.as_os_str(),
+                OsStr::new("-o"),
+                OsStr::new(&options),
+                OsStr::new("-W"),
+                OsStr::new("start"),
+            ],
+        )
+        .await
+        .with_context(|| format!("see the server log {}", log.display()))?;
+        Ok(())
+    }
+
+    /// Whether a server is running on the data directory (`pg_ctl status`).
+    pub async fn is_running(&self) -> anyhow::Result<bool> {
+        let pg_ctl = self.bindir.join("pg_ctl");
+        let status = self
+            .tool_command(&pg_ctl)
+            .args([
+                OsStr::new("-D"),
+                self.data.as_os_str(),
+                OsStr::new("status"),
+            ])
+            .output()
+            .await
+            .with_context(|| format!("cannot run {}", pg_ctl.display()))?
+            .status;
+        Ok(status.success())
+    }
+
+    /// Runs one SQL statement with `psql` over the Unix socket, as `PGUSER` or else the
+    /// `postgres` role; returns its unaligned, tuples-only output.
+    pub async fn query(&self, sql: &str) -> anyhow::Result<String> {
+        let user = std::env::var("PGUSER").unwrap_or_else(|_| SERVER_USER.to_owned());
+        let port = self.port.to_string();
+        let output = self
+            .run_tool(
+                &self.bindir.join("psql"),
+                &[
+                    OsStr::new("-X"),
+                    OsStr::new("-A"),
+                    OsStr::new("-t"),
+                    OsStr::new("-q"),
+                    OsStr::new("-h"),
+                    self.socket_dir.as_os_str(),
+                    OsStr::new("-p"),
+                    OsStr::new(&port),
+                    OsStr::new("-U"),
+                    OsStr::new(&user),
+                    OsStr::new("-d"),
+                    OsStr::new("postgres"),
+                    OsStr::new("-c"),
+                    OsStr::new(sql),
+                ],
+            )
+            .await?;
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    }
+
+    /// The `pg_ctl` command line a person runs for `action` (such as `stop`) on this server.
+    pub fn pg_ctl_command(&self, action: &str) -> String {
+        let pg_ctl = shell_quote(&self.bindir.join("pg_ctl").display().to_string());
+        let data = shell_quote(&self.data.display().to_string());
+        let prefix = if is_root() {
+            format!("runuser -u {SERVER_USER} -- ")
+        } else {
+            String::new()
+        };
+        format!("{prefix}{pg_ctl} -D {data} {action}")
+    }
+
     /// Stops the server: `fast` is a clean shutdown, otherwise `immediate` (a crash).
     pub async fn stop(&self, fast: bool) -> anyhow::Result<()> {
         let mode = if fast { "fast" } else { "immediate" };
@@ -130,7 +228,8 @@ impl LocalPostgres {
         &self.data
     }
 
-    async fn run_tool(&self, tool: &Path, args: &[&OsStr]) -> anyhow::Result<Output> {
+    /// `tool`, run as the server user when logship runs as root.
+    fn tool_command(&self, tool: &Path) -> Command {
         let mut command = if is_root() {
             let mut c = Command::new("runuser");
             c.args(["-u", SERVER_USER, "--"]).arg(tool);
@@ -138,9 +237,14 @@ impl LocalPostgres {
         } else {
             Command::new(tool)
         };
-        let output = command
+        command.current_dir(&self.socket_dir);
+        command
+    }
+
+    async fn run_tool(&self, tool: &Path, args: &[&OsStr]) -> anyhow::Result<Output> {
+        let output = self
+            .tool_command(tool)
             .args(args)
-            .current_dir(&self.socket_dir)
             .output()
             .await
             .with_context(|| format!("cannot run {}", tool.display()))?;
@@ -167,7 +271,18 @@ pub fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-async fn give_to_server_user(dir: &Path) -> anyhow::Result<()> {
+/// Quotes `word` for `/bin/sh`, leaving words of only safe characters as they are.
+pub fn shell_quote(word: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "/._-+=:,@".contains(c);
+    if !word.is_empty() && word.chars().all(safe) {
+        return word.to_owned();
+    }
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
+
+/// Gives `dir` and everything in it to the server's OS user, when logship runs as root
+/// (PostgreSQL refuses a data directory it does not own).
+pub async fn give_to_server_user(dir: &Path) -> anyhow::Result<()> {
     if !is_root() {
         return Ok(());
     }

@@ -40,12 +40,27 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => fail(&err, 1),
         },
-        Command::WalFetch { file, dest, source } => {
+        Command::Backup { source } => {
+            match runtime.block_on(commands::backup(&config, source.as_deref())) {
+                Ok(id) => {
+                    println!("{id}");
+                    ExitCode::SUCCESS
+                }
+                Err(err) => fail(&err, 1),
+            }
+        }
+        Command::WalFetch {
+            file,
+            dest,
+            source,
+            prefetch,
+        } => {
             match runtime.block_on(commands::wal_fetch(
                 &config,
                 source.as_deref(),
                 &file,
                 &dest,
+                prefetch,
             )) {
                 Ok(Fetched::Found) => ExitCode::SUCCESS,
                 Ok(Fetched::NotInArchive) => ExitCode::from(1),
@@ -58,6 +73,10 @@ fn main() -> ExitCode {
                 Err(err) => fail(&err, 1),
             }
         }
+        Command::Restore(args) => match runtime.block_on(commands::restore(&config, &args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => fail(&err, 1),
+        },
         Command::Quickstart => match runtime.block_on(quickstart::run(config)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => fail(&err, 1),

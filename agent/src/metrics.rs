@@ -61,30 +61,41 @@ struct Handles {
     reconnects: Counter,
     shipped_raw: Counter,
     shipped_stored: Counter,
+    backup_last_success: Gauge,
+    backup_duration: Gauge,
+    backup_size: Gauge,
+    backup_verification: Gauge,
     snapshot: Mutex<SourceSnapshot>,
 }
 
 impl SourceMetrics {
     /// Handles for `source`; no-ops until a recorder is installed.
     pub fn new(source: &str) -> SourceMetrics {
-        let label = ("source", source.to_owned());
+        let labels = [("source", source.to_owned())];
         let shipped = |kind: &'static str| metrics::counter!("logship_shipped_bytes_total", "source" => source.to_owned(), "kind" => kind);
         SourceMetrics {
             inner: Arc::new(Handles {
-                received: metrics::gauge!("logship_received_position", &[label.clone()]),
-                durable: metrics::gauge!("logship_durable_position", &[label.clone()]),
-                server: metrics::gauge!("logship_server_position", &[label.clone()]),
-                lag_bytes: metrics::gauge!("logship_lag_bytes", &[label.clone()]),
-                lag_seconds: metrics::gauge!("logship_lag_seconds", &[label.clone()]),
-                upload_duration: metrics::histogram!(
-                    "logship_upload_duration_seconds",
-                    &[label.clone()]
-                ),
-                uploads: metrics::counter!("logship_uploads_total", &[label.clone()]),
-                upload_errors: metrics::counter!("logship_upload_errors_total", &[label.clone()]),
-                reconnects: metrics::counter!("logship_reconnects_total", &[label]),
+                received: metrics::gauge!("logship_received_position", &labels),
+                durable: metrics::gauge!("logship_durable_position", &labels),
+                server: metrics::gauge!("logship_server_position", &labels),
+                lag_bytes: metrics::gauge!("logship_lag_bytes", &labels),
+                lag_seconds: metrics::gauge!("logship_lag_seconds", &labels),
+                upload_duration: metrics::histogram!("logship_upload_duration_seconds", &labels),
+                uploads: metrics::counter!("logship_uploads_total", &labels),
+                upload_errors: metrics::counter!("logship_upload_errors_total", &labels),
+                reconnects: metrics::counter!("logship_reconnects_total", &labels),
                 shipped_raw: shipped("raw"),
                 shipped_stored: shipped("stored"),
+                backup_last_success: metrics::gauge!(
+                    "logship_backup_last_success_timestamp_seconds",
+                    &labels
+                ),
+                backup_duration: metrics::gauge!("logship_backup_duration_seconds", &labels),
+                backup_size: metrics::gauge!("logship_backup_size_bytes", &labels),
+                backup_verification: metrics::gauge!(
+                    "logship_backup_verification_success",
+                    &labels
+                ),
                 snapshot: Mutex::new(SourceSnapshot::default()),
             }),
         }
@@ -160,6 +171,23 @@ impl SourceMetrics {
     /// The source reconnected after losing its connection.
     pub fn reconnected(&self) {
         self.inner.reconnects.increment(1);
+    }
+
+    /// A base backup became durable: when it ended, how long it took and its tar bytes.
+    pub fn backup_succeeded(&self, end_time: jiff::Timestamp, took: Duration, raw_bytes: u64) {
+        self.inner
+            .backup_last_success
+            .set(end_time.as_millisecond() as f64 / 1e3);
+        self.inner.backup_duration.set(took.as_secs_f64());
+        self.inner.backup_size.set(raw_bytes as f64);
+        self.backup_verified(true);
+    }
+
+    /// Whether the newest backup passed its own check (a manifest whose checksum holds).
+    pub fn backup_verified(&self, ok: bool) {
+        self.inner
+            .backup_verification
+            .set(if ok { 1.0 } else { 0.0 });
     }
 }
 

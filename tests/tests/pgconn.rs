@@ -463,11 +463,7 @@ async fn physical_slots_are_created_and_read() {
 /// The switch point recorded in a `.history` file's last line.
 fn switchpoint(history: &[u8]) -> Lsn {
     let text = std::str::from_utf8(history).unwrap();
-    let line = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .next_back()
-        .unwrap();
+    let line = text.lines().rfind(|l| !l.trim().is_empty()).unwrap();
     Lsn::from_str(line.split('\t').nth(1).unwrap()).unwrap()
 }
 

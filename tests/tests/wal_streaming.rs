@@ -203,7 +203,7 @@ async fn commits_become_durable_quickly(store: TestStore, label: &str) {
     watching.store(false, std::sync::atomic::Ordering::Relaxed);
     watcher.await.unwrap();
 
-    let samples = samples.lock().unwrap();
+    let samples = samples.lock().unwrap().clone();
     let mut latencies: Vec<Duration> = commits
         .iter()
         .map(|(committed, lsn)| {

@@ -8,9 +8,11 @@
 //! - `auth`: startup and authentication (trust, password, md5, SCRAM-SHA-256).
 //! - `connection`: connecting with explained errors, and the replication commands.
 //! - `streaming`: START_REPLICATION and the CopyBoth stream.
+//! - `basebackup`: BASE_BACKUP and its COPY OUT stream.
 //! - `error`: the one error type, [`PgError`].
 
 mod auth;
+mod basebackup;
 mod connection;
 mod error;
 mod options;
@@ -19,6 +21,7 @@ mod tls;
 mod transport;
 mod wire;
 
+pub use basebackup::{BackupEnd, BackupStart, BaseBackupStream, TablespaceInfo};
 pub use connection::{ReplicationConnection, SlotInfo, SystemInfo};
 pub use error::PgError;
 pub use options::{ConnectOptions, SslMode};

@@ -21,7 +21,7 @@ use tracing::Instrument;
 
 use crate::archiver::{OutOfOrder, ResumeFrom, WalArchiver};
 use crate::catalog::WalCatalog;
-use crate::config::SourceConfig;
+use crate::config::{SourceConfig, SourceOptionsError};
 use crate::identity::{IdentityError, record_identity, verify_identity};
 use crate::metrics::SourceMetrics;
 use crate::pgconn::{ConnectOptions, PgError, ReplicationConnection, ReplicationEvent, SlotInfo};
@@ -53,10 +53,8 @@ pub enum SourceError {
     },
     #[error("cannot read the server's history file for timeline {tli}: {reason}")]
     BadHistory { tli: TimelineId, reason: String },
-    #[error(
-        "cannot read password file {path}: {reason} (check password_file in the source's configuration)"
-    )]
-    PasswordFile { path: String, reason: String },
+    #[error(transparent)]
+    Options(#[from] SourceOptionsError),
     #[error("the server ended streaming at {at} (it may be shutting down)")]
     EndOfStream { at: Lsn },
 }
@@ -97,16 +95,7 @@ impl PostgresSource {
         store: Arc<dyn Store>,
         metrics: SourceMetrics,
     ) -> Result<PostgresSource, SourceError> {
-        let mut options =
-            ConnectOptions::from_url(&config.url)?.application_name(&config.application_name);
-        if let Some(path) = &config.password_file {
-            let password =
-                std::fs::read_to_string(path).map_err(|e| SourceError::PasswordFile {
-                    path: path.display().to_string(),
-                    reason: e.to_string(),
-                })?;
-            options = options.password(password.trim_end_matches(['\r', '\n']));
-        }
+        let options = config.connect_options(&config.application_name)?;
         Ok(PostgresSource {
             name,
             config,

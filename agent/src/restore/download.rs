@@ -1,0 +1,271 @@
+//! Streams a backup's tar chunks from the store into the extractor: up to [`PARALLEL`]
+//! chunks are fetched at once, each checked against the CRC the backup meta records, and
+//! handed over in order through a short queue, so memory stays bounded whatever the
+//! backup's size.
+
+use std::collections::VecDeque;
+use std::io::{self, Read};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use indicatif::ProgressBar;
+use logship_protocol::archive::backup::{BackupMeta, TablespaceMeta};
+use logship_protocol::archive::key::{ArchiveKey, SourceName};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::restore::error::RestoreError;
+use crate::restore::extract::Extractor;
+use crate::store::Store;
+use crate::walfetch::{FetchError, read_object};
+
+/// How many chunks are fetched at once.
+pub const PARALLEL: usize = 4;
+
+/// How many fetched chunks wait for the extractor; at most this many plus [`PARALLEL`]
+/// plus the one being unpacked are in memory.
+const QUEUE: usize = 2;
+
+/// Where one tablespace's stream is unpacked.
+#[derive(Debug, Clone)]
+pub struct Destination {
+    /// The directory the stream is unpacked into.
+    pub dir: PathBuf,
+    /// How the manifest names that directory: `""` or `pg_tblspc/<oid>/`.
+    pub manifest_prefix: String,
+}
+
+/// Fetches every tablespace stream of `meta` and unpacks it with `extractor` into
+/// `destinations` (one per tablespace, in the meta's order); returns the extractor, which
+/// has seen every file, for its final check.
+pub async fn restore_streams(
+    store: Arc<dyn Store>,
+    source: &SourceName,
+    meta: &BackupMeta,
+    destinations: Vec<Destination>,
+    mut extractor: Extractor,
+    progress: &ProgressBar,
+) -> Result<Extractor, RestoreError> {
+    let mut fetcher = Fetcher {
+        store,
+        jobs: chunk_jobs(source, meta).into_iter(),
+        pending: VecDeque::new(),
+    };
+    for (ts, destination) in meta.tablespaces.iter().zip(destinations) {
+        let stream = Stream {
+            source,
+            meta,
+            ts,
+            destination,
+        };
+        match stream.unpack(&mut fetcher, extractor, progress).await {
+            Ok(next) => extractor = next,
+            Err(err) => {
+                fetcher.abort();
+                return Err(err);
+            }
+        }
+    }
+    Ok(extractor)
+}
+
+/// Every chunk key of `meta` in stream order, with the CRC the meta records for it.
+fn chunk_jobs(source: &SourceName, meta: &BackupMeta) -> Vec<(String, Option<u32>)> {
+    meta.tablespaces
+        .iter()
+        .flat_map(|ts| {
+            (0..ts.chunks).map(move |chunk| {
+                let crc = usize::try_from(chunk)
+                    .ok()
+                    .and_then(|i| ts.chunk_crcs.get(i).copied());
+                (chunk_key(source, meta, ts, chunk), crc)
+            })
+        })
+        .collect()
+}
+
+fn chunk_key(source: &SourceName, meta: &BackupMeta, ts: &TablespaceMeta, chunk: u32) -> String {
+    ArchiveKey::BackupChunk {
+        id: meta.id,
+        tablespace: ts.oid,
+        chunk,
+    }
+    .format(source, meta.wal_segment_size)
+}
+
+/// A chunk being fetched: its content once verified.
+type ChunkTask = JoinHandle<Result<Vec<u8>, RestoreError>>;
+
+/// Chunk fetches in flight, in stream order.
+struct Fetcher {
+    store: Arc<dyn Store>,
+    jobs: std::vec::IntoIter<(String, Option<u32>)>,
+    pending: VecDeque<(String, ChunkTask)>,
+}
+
+impl Fetcher {
+    /// The next chunk's content, verified; starts fetches to keep [`PARALLEL`] in flight.
+    async fn next(&mut self) -> Result<Vec<u8>, RestoreError> {
+        while self.pending.len() < PARALLEL
+            && let Some((key, crc)) = self.jobs.next()
+        {
+            let store = self.store.clone();
+            let task_key = key.clone();
+            let task =
+                tokio::spawn(async move { fetch_chunk(store.as_ref(), &task_key, crc).await });
+            self.pending.push_back((key, task));
+        }
+        let (key, task) = self.pending.pop_front().ok_or_else(|| RestoreError::Task {
+            reason: "the backup meta counts more chunks than were queued".to_owned(),
+        })?;
+        task.await.map_err(|err| RestoreError::Task {
+            reason: format!("fetching {key}: {err}"),
+        })?
+    }
+
+    /// Stops every fetch still running.
+    fn abort(&mut self) {
+        for (_, task) in self.pending.drain(..) {
+            task.abort();
+        }
+    }
+}
+
+/// Reads one chunk and checks it: the object's own CRCs, then the meta's CRC of its content.
+async fn fetch_chunk(
+    store: &dyn Store,
+    key: &str,
+    expected: Option<u32>,
+) -> Result<Vec<u8>, RestoreError> {
+    let content = read_object(store, key)
+        .await
+        .map_err(RestoreError::from_fetch)?
+        .ok_or_else(|| RestoreError::MissingObject {
+            key: key.to_owned(),
+        })?;
+    let crc = crc32fast::hash(&content);
+    match expected {
+        Some(expected) if expected == crc => Ok(content),
+        Some(expected) => Err(RestoreError::CorruptObject {
+            key: key.to_owned(),
+            reason: format!(
+                "its content has CRC-32 {crc:08X} but the backup meta records {expected:08X}"
+            ),
+        }),
+        None => Err(RestoreError::CorruptObject {
+            key: key.to_owned(),
+            reason: "the backup meta records no CRC for it".to_owned(),
+        }),
+    }
+}
+
+/// One tablespace's stream.
+struct Stream<'a> {
+    source: &'a SourceName,
+    meta: &'a BackupMeta,
+    ts: &'a TablespaceMeta,
+    destination: Destination,
+}
+
+impl Stream<'_> {
+    /// Feeds the stream's chunks to `extractor` on a blocking thread, and gives it back.
+    async fn unpack(
+        self,
+        fetcher: &mut Fetcher,
+        mut extractor: Extractor,
+        progress: &ProgressBar,
+    ) -> Result<Extractor, RestoreError> {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let reader = ChunkReader {
+            rx,
+            current: Vec::new(),
+            pos: 0,
+            progress: progress.clone(),
+        };
+        let destination = self.destination.clone();
+        let unpacking = tokio::task::spawn_blocking(move || {
+            let unpacked = extractor.unpack(reader, &destination.dir, &destination.manifest_prefix);
+            (extractor, unpacked)
+        });
+        let mut fed = Ok(());
+        for _ in 0..self.ts.chunks {
+            match fetcher.next().await {
+                Ok(content) => {
+                    if tx.send(content).await.is_err() {
+                        // The extractor stopped early; its own error says why.
+                        break;
+                    }
+                }
+                Err(err) => {
+                    fed = Err(err);
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        let (extractor, unpacked) = unpacking.await.map_err(|err| RestoreError::Task {
+            reason: err.to_string(),
+        })?;
+        // A failed fetch also cuts the stream short; the fetch error is the cause.
+        fed?;
+        unpacked.map_err(|reason| RestoreError::Extract {
+            what: self.describe(),
+            id: self.meta.id.to_string(),
+            reason: Box::new(reason),
+        })?;
+        Ok(extractor)
+    }
+
+    fn describe(&self) -> String {
+        let first = chunk_key(self.source, self.meta, self.ts, 0);
+        let whose = match self.ts.oid {
+            0 => "the data directory".to_owned(),
+            oid => format!("tablespace {oid}"),
+        };
+        format!("{whose} (stored in {} chunks from {first})", self.ts.chunks)
+    }
+}
+
+/// The chunks of one stream as one `Read`, fed from the async side.
+struct ChunkReader {
+    rx: mpsc::Receiver<Vec<u8>>,
+    current: Vec<u8>,
+    pos: usize,
+    progress: ProgressBar,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if let Some(rest) = self.current.get(self.pos..).filter(|r| !r.is_empty()) {
+                let n = rest.len().min(buf.len());
+                if let (Some(dst), Some(src)) = (buf.get_mut(..n), rest.get(..n)) {
+                    dst.copy_from_slice(src);
+                }
+                self.pos += n;
+                self.progress.inc(n as u64);
+                return Ok(n);
+            }
+            match self.rx.blocking_recv() {
+                Some(next) => {
+                    self.current = next;
+                    self.pos = 0;
+                }
+                None => return Ok(0),
+            }
+        }
+    }
+}
+
+impl RestoreError {
+    /// A failed object read, naming the key when the object itself is at fault.
+    pub(crate) fn from_fetch(err: FetchError) -> RestoreError {
+        match err {
+            FetchError::Corrupt { key, reason } => RestoreError::CorruptObject { key, reason },
+            FetchError::Store(err) => RestoreError::Store(err),
+            other => RestoreError::Task {
+                reason: other.to_string(),
+            },
+        }
+    }
+}

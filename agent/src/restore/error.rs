@@ -1,0 +1,55 @@
+//! Why a restore failed: one line naming the cause, the object or file concerned, and the fix.
+
+use crate::restore::dir::DirError;
+use crate::restore::extract::ExtractError;
+use crate::restore::plan::PlanError;
+use crate::restore::recovery_conf::ConfError;
+use crate::store::StoreError;
+use crate::window::WindowError;
+
+/// Why a restore failed; the directories it wrote are emptied or removed by then.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error(transparent)]
+    Window(Box<WindowError>),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Dir(#[from] DirError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Conf(#[from] ConfError),
+    #[error(
+        "object {key} is missing from the store (the backup is incomplete or was pruned; pick a target another backup reaches, see logship list)"
+    )]
+    MissingObject { key: String },
+    #[error(
+        "object {key} is corrupt: {reason} (the stored backup is damaged; pick a target another backup reaches, see logship list, or take a new backup)"
+    )]
+    CorruptObject { key: String, reason: String },
+    #[error("restoring {what} of backup {id}: {reason}")]
+    Extract {
+        what: String,
+        id: String,
+        reason: Box<ExtractError>,
+    },
+    #[error(
+        "cannot write the recovery settings into {dir}: {reason} (check free space and permissions there)"
+    )]
+    WriteConf { dir: String, reason: String },
+    #[error("the restore was interrupted, and what it had written was removed (run it again)")]
+    Interrupted,
+    #[error("{reason}")]
+    Ownership { reason: String },
+    #[error(
+        "the restore stopped unexpectedly: {reason} (this is a bug in logship; retry the restore)"
+    )]
+    Task { reason: String },
+}
+
+impl From<WindowError> for RestoreError {
+    fn from(err: WindowError) -> RestoreError {
+        RestoreError::Window(Box::new(err))
+    }
+}

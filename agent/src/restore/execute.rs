@@ -1,0 +1,284 @@
+//! Carries out a restore plan: checks the directories, fetches and verifies the backup,
+//! unpacks it, and writes the recovery settings. Any failure after the first write empties
+//! or removes what was written.
+
+use std::io::{IsTerminal, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use logship_protocol::archive::backup::BackupMeta;
+use logship_protocol::archive::key::{ArchiveKey, SourceName};
+use logship_protocol::pg::manifest::BackupManifest;
+
+use crate::localpg::give_to_server_user;
+use crate::restore::dir::{self, CheckedDir, DirError, TargetDir};
+use crate::restore::download::{self, Destination};
+use crate::restore::error::RestoreError;
+use crate::restore::extract::Extractor;
+use crate::restore::plan::{self, RecoveryTarget, RestorePlan, TargetTimeline};
+use crate::restore::recovery_conf::{self, RecoverySettings, RestoreCommand, TargetAction};
+use crate::store::Store;
+use crate::walfetch::read_object;
+use crate::window::load_source;
+
+/// What to restore, and where.
+#[derive(Debug, Clone)]
+pub struct RestoreRequest {
+    /// The new data directory.
+    pub to: PathBuf,
+    /// Where recovery stops.
+    pub target: RecoveryTarget,
+    /// The timeline recovery follows.
+    pub timeline: TargetTimeline,
+    /// What the server does at the target.
+    pub action: TargetAction,
+    /// The port to listen on; the original's when `None`.
+    pub port: Option<u16>,
+    /// Whether a non-empty `to` may be emptied first.
+    pub force: bool,
+    /// How the restored server fetches WAL.
+    pub restore_command: RestoreCommand,
+}
+
+/// A restored data directory, ready to start.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    /// The data directory, absolute.
+    pub dir: PathBuf,
+    /// The plan that was carried out.
+    pub plan: RestorePlan,
+    /// The port the restored server listens on.
+    pub port: u16,
+    /// The files unpacked.
+    pub files: u64,
+}
+
+/// A progress bar of bytes restored on a terminal's stderr; hidden otherwise.
+pub fn progress_bar() -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(0);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{bar:40} {bytes}/{total_bytes} restored, {bytes_per_sec}, {eta} left",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Restores `source` as `request` says: plans first, so that an unreachable target fails
+/// before anything is touched.
+pub async fn run(
+    store: Arc<dyn Store>,
+    source: &SourceName,
+    request: &RestoreRequest,
+    progress: &ProgressBar,
+) -> Result<Restored, RestoreError> {
+    let loaded = load_source(store.as_ref(), source).await?;
+    let plan = plan::plan(
+        &loaded.summary,
+        &loaded.histories,
+        request.target,
+        request.timeline,
+    )?;
+    let restore_command = request.restore_command.render()?;
+    let meta = &plan.backup;
+    let checked = check_dirs(source, meta, &request.to, request.force)?;
+    let manifest = fetch_manifest(store.as_ref(), source, meta).await?;
+
+    let mut prepared: Vec<TargetDir> = Vec::new();
+    let outcome = async {
+        let mut destinations = Vec::new();
+        for (oid, checked) in checked {
+            let dir = checked.prepare()?;
+            destinations.push(Destination {
+                dir: dir.path().to_path_buf(),
+                manifest_prefix: match oid {
+                    0 => String::new(),
+                    oid => format!("pg_tblspc/{oid}/"),
+                },
+            });
+            prepared.push(dir);
+        }
+        let data = destinations
+            .first()
+            .map(|d| d.dir.clone())
+            .ok_or_else(|| RestoreError::Task {
+                reason: "no data directory was prepared".to_owned(),
+            })?;
+        progress.set_length(meta.raw_bytes);
+        let extractor = Extractor::new(manifest.as_ref().map(|(_, m)| m.clone()));
+        let extractor = tokio::select! {
+            unpacked = download::restore_streams(store.clone(), source, meta, destinations, extractor, progress) => unpacked?,
+            _ = tokio::signal::ctrl_c() => return Err(RestoreError::Interrupted),
+        };
+        let files = extractor.finish().map_err(|reason| RestoreError::Extract {
+            what: "the backup".to_owned(),
+            id: meta.id.to_string(),
+            reason: Box::new(reason),
+        })?;
+        let port = request
+            .port
+            .unwrap_or_else(|| recovery_conf::configured_port(&data));
+        finish_dir(&data, meta, manifest.as_ref().map(|(raw, _)| raw.as_slice()))?;
+        let settings = RecoverySettings {
+            restore_command,
+            target: plan.target,
+            timeline: plan.timeline,
+            action: request.action,
+            port,
+            origin: format!("backup {}, {}", meta.id, plan.target),
+        };
+        settings
+            .write(&data)
+            .map_err(|err| RestoreError::WriteConf {
+                dir: data.display().to_string(),
+                reason: err.to_string(),
+            })?;
+        for dir in &prepared {
+            give_to_server_user(dir.path())
+                .await
+                .map_err(|err| RestoreError::Ownership {
+                    reason: format!("{err:#}"),
+                })?;
+        }
+        Ok(Restored {
+            dir: data,
+            plan: plan.clone(),
+            port,
+            files,
+        })
+    }
+    .await;
+    match outcome {
+        Ok(restored) => {
+            progress.finish_and_clear();
+            Ok(restored)
+        }
+        Err(err) => {
+            progress.abandon();
+            for dir in prepared.iter().rev() {
+                dir.discard();
+            }
+            Err(err)
+        }
+    }
+}
+
+/// Checks the data directory and every tablespace's directory, touching none of them.
+fn check_dirs(
+    source: &SourceName,
+    meta: &BackupMeta,
+    to: &Path,
+    force: bool,
+) -> Result<Vec<(u32, CheckedDir)>, RestoreError> {
+    let corrupt = |reason: String| RestoreError::CorruptObject {
+        key: ArchiveKey::BackupMeta { id: meta.id }.format(source, meta.wal_segment_size),
+        reason,
+    };
+    let mut checked = Vec::new();
+    for (index, ts) in meta.tablespaces.iter().enumerate() {
+        match (index, ts.oid, ts.location.as_deref()) {
+            (0, 0, _) => checked.push((0, dir::check_data_dir(to, force)?)),
+            (0, oid, _) => {
+                return Err(corrupt(format!(
+                    "its first tablespace is {oid}, not the data directory (0)"
+                )));
+            }
+            (_, 0, _) => return Err(corrupt("it lists the data directory twice".to_owned())),
+            (_, oid, Some(location)) => {
+                checked.push((oid, dir::check_tablespace_dir(oid, location)?));
+            }
+            (_, oid, None) => {
+                return Err(corrupt(format!("tablespace {oid} has no location")));
+            }
+        }
+    }
+    if checked.is_empty() {
+        return Err(corrupt("it lists no tablespace".to_owned()));
+    }
+    // Two tablespaces in one place, or one inside the data directory, would mix their files.
+    for (i, (_, a)) in checked.iter().enumerate() {
+        for (oid, b) in checked.iter().skip(i + 1) {
+            if a.path().starts_with(b.path()) || b.path().starts_with(a.path()) {
+                return Err(DirError::Overlap {
+                    oid: *oid,
+                    dir: a.path().display().to_string(),
+                    other: b.path().display().to_string(),
+                }
+                .into());
+            }
+        }
+    }
+    Ok(checked)
+}
+
+/// The stored `backup_manifest`, checked against the meta and its own SHA-256: its raw
+/// bytes, and parsed. `None` for a backup taken without one.
+async fn fetch_manifest(
+    store: &dyn Store,
+    source: &SourceName,
+    meta: &BackupMeta,
+) -> Result<Option<(Vec<u8>, Arc<BackupManifest>)>, RestoreError> {
+    let Some(expected) = meta.manifest else {
+        tracing::warn!(backup = %meta.id, "the backup has no backup_manifest: files are checked by chunk CRC only");
+        return Ok(None);
+    };
+    let key = ArchiveKey::BackupManifest { id: meta.id }.format(source, meta.wal_segment_size);
+    let raw = read_object(store, &key)
+        .await
+        .map_err(RestoreError::from_fetch)?
+        .ok_or_else(|| RestoreError::MissingObject { key: key.clone() })?;
+    let crc = crc32fast::hash(&raw);
+    if raw.len() as u64 != expected.raw_bytes || crc != expected.crc {
+        return Err(RestoreError::CorruptObject {
+            key,
+            reason: format!(
+                "it holds {} bytes with CRC-32 {crc:08X} but the backup meta records {} bytes with {:08X}",
+                raw.len(),
+                expected.raw_bytes,
+                expected.crc
+            ),
+        });
+    }
+    let manifest = BackupManifest::parse(&raw).map_err(|err| RestoreError::CorruptObject {
+        key,
+        reason: err.to_string(),
+    })?;
+    Ok(Some((raw, Arc::new(manifest))))
+}
+
+/// Links each tablespace into `pg_tblspc/` (unless its stream did), and keeps the
+/// `backup_manifest` beside the files, as `pg_basebackup` does, for `pg_verifybackup`.
+fn finish_dir(data: &Path, meta: &BackupMeta, manifest: Option<&[u8]>) -> Result<(), RestoreError> {
+    let write_err = |path: &Path, err: std::io::Error| RestoreError::WriteConf {
+        dir: path.display().to_string(),
+        reason: err.to_string(),
+    };
+    for ts in meta.tablespaces.iter().filter(|ts| ts.oid != 0) {
+        let Some(location) = ts.location.as_deref() else {
+            continue;
+        };
+        let links = data.join("pg_tblspc");
+        let link = links.join(ts.oid.to_string());
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::fs::create_dir_all(&links).map_err(|err| write_err(&links, err))?;
+            std::os::unix::fs::symlink(location, &link).map_err(|err| write_err(&link, err))?;
+        }
+    }
+    if let Some(raw) = manifest {
+        let path = data.join("backup_manifest");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut file| file.write_all(raw))
+            .map_err(|err| write_err(&path, err))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,356 @@
+//! `logship wal-fetch FILE DEST`: PostgreSQL's `restore_command`, reading the archive back.
+//!
+//! Serves complete segments, `.history` files, and a segment still in progress
+//! rebuilt from its pieces and padded with zeros to the segment size (zeros are
+//! where PostgreSQL's replay sees the end of WAL).
+//!
+//! With prefetching, a request that misses the [`spool`] fetches the next complete
+//! segments in parallel with the requested one and spools them before exiting, so that the
+//! following requests are served from local disk and replay is not bound by the store's
+//! latency. The process cannot leave work running behind it, so it waits for those fetches,
+//! within [`PREFETCH_BUDGET`].
+
+use std::future::Future;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use logship_protocol::archive::identity::SourceIdentity;
+use logship_protocol::archive::key::{ArchiveKey, SourceName};
+use logship_protocol::archive::object;
+use logship_protocol::archive::pieces::PieceRange;
+use logship_protocol::pg::segment::WalFileName;
+use logship_protocol::pg::{SegmentNo, TimelineId, WalSegSize};
+
+use crate::identity::{IdentityError, read_identity};
+use crate::store::{Store, StoreError};
+
+pub mod spool;
+
+use spool::Spool;
+
+/// How many segments `wal-fetch` reads ahead unless told otherwise.
+pub const DEFAULT_PREFETCH: usize = 8;
+
+/// How long a request waits, after its own segment is written, for the segments fetched
+/// ahead; whatever is not spooled by then is fetched again when it is asked for.
+pub const PREFETCH_BUDGET: Duration = Duration::from_secs(15);
+
+/// How often a store operation that failed transiently is tried in all.
+const ATTEMPTS: u32 = 4;
+
+/// The pause before the first retry; it quadruples with each one.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
+/// What `wal-fetch` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fetched {
+    /// The file was written to DEST.
+    Found,
+    /// The archive was read, and it does not hold the file.
+    NotInArchive,
+}
+
+/// Why a fetch failed (anything but "not in the archive").
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error(
+        "store {store} holds no archive for source {source_name:?} (check --source and the store URL)"
+    )]
+    NoArchive { store: String, source_name: String },
+    #[error(
+        "source {source_name:?} is not a PostgreSQL archive (wal-fetch serves PostgreSQL WAL only)"
+    )]
+    NotPostgres { source_name: String },
+    #[error(
+        "object {key} is corrupt: {reason} (the archived copy is damaged; restore to a target before it, or recover the object from a replica of the store)"
+    )]
+    Corrupt { key: String, reason: String },
+    #[error(
+        "cannot write {path}: {reason} (check that the destination directory exists and is writable)"
+    )]
+    Dest { path: String, reason: String },
+    #[error(
+        "cannot use the prefetch spool {path}: {reason} (check that the server's pg_wal directory is writable, or pass --prefetch 0)"
+    )]
+    Spool { path: String, reason: String },
+}
+
+/// Fetches `file` (a name PostgreSQL passes as `%f`) of `source` into `dest`, without
+/// reading ahead.
+pub async fn wal_fetch(
+    store: &dyn Store,
+    source: &SourceName,
+    file: &str,
+    dest: &Path,
+) -> Result<Fetched, FetchError> {
+    let seg = source_segment_size(store, source).await?;
+    let Ok(name) = WalFileName::parse(file, seg) else {
+        tracing::debug!(file, "not a file name the archive holds");
+        return Ok(Fetched::NotInArchive);
+    };
+    fetch_named(store, source, seg, name, dest).await
+}
+
+/// Fetches `file` into `dest` like [`wal_fetch`], serving complete segments from the spool
+/// beside `dest` and, on a miss, spooling the `prefetch` segments that follow.
+pub async fn wal_fetch_prefetching(
+    store: Arc<dyn Store>,
+    source: &SourceName,
+    file: &str,
+    dest: &Path,
+    prefetch: usize,
+) -> Result<Fetched, FetchError> {
+    let seg = source_segment_size(store.as_ref(), source).await?;
+    let Ok(name) = WalFileName::parse(file, seg) else {
+        tracing::debug!(file, "not a file name the archive holds");
+        return Ok(Fetched::NotInArchive);
+    };
+    let WalFileName::Segment { tli, segno } = name else {
+        return fetch_named(store.as_ref(), source, seg, name, dest).await;
+    };
+    if prefetch == 0 {
+        return fetch_named(store.as_ref(), source, seg, name, dest).await;
+    }
+    let spool = Spool::beside(dest, seg);
+    let spool_err = |err: std::io::Error| FetchError::Spool {
+        path: spool.dir().display().to_string(),
+        reason: err.to_string(),
+    };
+    spool.prepare(segno).map_err(spool_err)?;
+    if spool.take(file, dest).map_err(spool_err)? {
+        tracing::debug!(file, "served from the prefetch spool");
+        return Ok(Fetched::Found);
+    }
+    let mut ahead = tokio::task::JoinSet::new();
+    for next in (1..=prefetch as u64).filter_map(|k| segno.as_u64().checked_add(k)) {
+        let next = SegmentNo::new(next);
+        let next_name = logship_protocol::pg::xlog_file_name(tli, next, seg);
+        if spool.contains(&next_name) {
+            continue;
+        }
+        let key = ArchiveKey::Segment { tli, segno: next }.format(source, seg);
+        let (store, spool) = (store.clone(), spool.clone());
+        ahead.spawn(async move { spool_one(store.as_ref(), &spool, &key, &next_name).await });
+    }
+    let fetched = fetch_named(store.as_ref(), source, seg, name, dest).await?;
+    if fetched == Fetched::Found {
+        let waited = tokio::time::timeout(PREFETCH_BUDGET, async {
+            while ahead.join_next().await.is_some() {}
+        })
+        .await;
+        if waited.is_err() {
+            tracing::debug!(
+                left = ahead.len(),
+                "prefetch budget spent; the rest is fetched on request"
+            );
+        }
+    }
+    // Dropping the set aborts what is still running; its temp files are removed next time.
+    Ok(fetched)
+}
+
+/// Fetches one segment ahead into the spool. Failures only cost the speed-up, so they are
+/// logged, not returned: the request for that segment fetches it again and reports them.
+async fn spool_one(store: &dyn Store, spool: &Spool, key: &str, name: &str) {
+    match read_object(store, key).await {
+        Ok(Some(content)) => {
+            let spool = spool.clone();
+            let name = name.to_owned();
+            let written =
+                tokio::task::spawn_blocking(move || spool.put(&name, &content).map(|()| name))
+                    .await;
+            match written {
+                Ok(Ok(name)) => tracing::debug!(file = name, "prefetched"),
+                Ok(Err(err)) => tracing::debug!(key, %err, "cannot spool a prefetched segment"),
+                Err(err) => tracing::debug!(key, %err, "the spool task failed"),
+            }
+        }
+        // Not archived (yet): replay may never get there, or it is still in pieces.
+        Ok(None) => {}
+        Err(err) => tracing::debug!(key, %err, "prefetch failed"),
+    }
+}
+
+/// The segment size from the source's identity.
+async fn source_segment_size(
+    store: &dyn Store,
+    source: &SourceName,
+) -> Result<WalSegSize, FetchError> {
+    let identity = retrying(|| async {
+        read_identity(store, source).await.map_err(|err| match err {
+            IdentityError::Store(err) => RetryableFetch::Store(err),
+            other => RetryableFetch::Other(other.into()),
+        })
+    })
+    .await?;
+    match identity {
+        Some(SourceIdentity::Postgres { wal_seg_size, .. }) => Ok(wal_seg_size),
+        None => Err(FetchError::NoArchive {
+            store: store.url().to_owned(),
+            source_name: source.to_string(),
+        }),
+    }
+}
+
+/// Fetches a parsed WAL file name into `dest`.
+async fn fetch_named(
+    store: &dyn Store,
+    source: &SourceName,
+    seg: WalSegSize,
+    name: WalFileName,
+    dest: &Path,
+) -> Result<Fetched, FetchError> {
+    let content = match name {
+        WalFileName::History(tli) => {
+            read_object(store, &ArchiveKey::History(tli).format(source, seg)).await?
+        }
+        WalFileName::Segment { tli, segno } => read_segment(store, source, seg, tli, segno).await?,
+    };
+    match content {
+        Some(bytes) => {
+            write_atomically(dest, &bytes)?;
+            Ok(Fetched::Found)
+        }
+        None => Ok(Fetched::NotInArchive),
+    }
+}
+
+/// A whole segment: the complete object, or its pieces padded with zeros.
+pub async fn read_segment(
+    store: &dyn Store,
+    source: &SourceName,
+    seg: WalSegSize,
+    tli: TimelineId,
+    segno: SegmentNo,
+) -> Result<Option<Vec<u8>>, FetchError> {
+    let key = ArchiveKey::Segment { tli, segno }.format(source, seg);
+    if let Some(content) = read_object(store, &key).await? {
+        return Ok(Some(content));
+    }
+    let mut pieces = Vec::new();
+    let prefix = format!("{key}.partial.");
+    let listed = retrying(|| async { store.list(&prefix).await.map_err(RetryableFetch::Store) });
+    for object in listed.await? {
+        if let Ok((_, ArchiveKey::Piece { start, end, .. })) = ArchiveKey::parse(&object.key, seg)
+            && let Some(range) = PieceRange::new(start, end)
+        {
+            pieces.push(range);
+        }
+    }
+    let chain = logship_protocol::archive::pieces::chain(&pieces);
+    if chain.is_empty() {
+        return Ok(None);
+    }
+    let size = usize::try_from(seg.bytes()).unwrap_or(usize::MAX);
+    let mut segment = Vec::with_capacity(size);
+    for range in chain {
+        let piece_key = ArchiveKey::Piece {
+            tli,
+            segno,
+            start: range.start(),
+            end: range.end(),
+        }
+        .format(source, seg);
+        // A piece that vanished between list and get was merged meanwhile: a
+        // retry sees the merged one.
+        let content = read_object(store, &piece_key)
+            .await?
+            .ok_or_else(|| FetchError::Corrupt {
+                key: piece_key.clone(),
+                reason: "the piece disappeared while it was being read (retry the fetch)".into(),
+            })?;
+        if content.len() != range.len() as usize {
+            return Err(FetchError::Corrupt {
+                key: piece_key,
+                reason: format!(
+                    "holds {} bytes but its key says {}",
+                    content.len(),
+                    range.len()
+                ),
+            });
+        }
+        segment.extend_from_slice(&content);
+    }
+    segment.resize(size, 0);
+    Ok(Some(segment))
+}
+
+/// Reads and verifies one object; `None` when it does not exist. Transient store errors
+/// are retried with backoff.
+pub async fn read_object(store: &dyn Store, key: &str) -> Result<Option<Vec<u8>>, FetchError> {
+    let got = retrying(|| async {
+        match store.get(key).await {
+            Ok(stored) => Ok(Some(stored)),
+            Err(err) if err.is_not_found() => Ok(None),
+            Err(err) => Err(RetryableFetch::Store(err)),
+        }
+    });
+    let Some(stored) = got.await? else {
+        return Ok(None);
+    };
+    object::decode(&stored)
+        .map(Some)
+        .map_err(|err| FetchError::Corrupt {
+            key: key.to_owned(),
+            reason: err.to_string(),
+        })
+}
+
+/// A failure that [`retrying`] retries when the store calls it transient.
+enum RetryableFetch {
+    Store(StoreError),
+    Other(FetchError),
+}
+
+/// Runs `op` until it succeeds, fails for good, or [`ATTEMPTS`] transient failures in a row.
+/// The S3 client retries on its own as well; this covers every backend, the file store's
+/// interrupted or timed-out I/O included.
+async fn retrying<T, F, Fut>(mut op: F) -> Result<T, FetchError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, RetryableFetch>>,
+{
+    let mut backoff = FIRST_BACKOFF;
+    let mut attempt = 1;
+    loop {
+        match op().await {
+            Ok(value) => return Ok(value),
+            Err(RetryableFetch::Store(err)) if err.is_transient() && attempt < ATTEMPTS => {
+                tracing::warn!(%err, attempt, "transient store error; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = backoff.saturating_mul(4);
+                attempt += 1;
+            }
+            Err(RetryableFetch::Store(err)) => return Err(err.into()),
+            Err(RetryableFetch::Other(err)) => return Err(err),
+        }
+    }
+}
+
+/// Writes `dest` through a temp file and a rename, so PostgreSQL never sees half a file.
+fn write_atomically(dest: &Path, content: &[u8]) -> Result<(), FetchError> {
+    let dest_err = |err: std::io::Error| FetchError::Dest {
+        path: dest.display().to_string(),
+        reason: err.to_string(),
+    };
+    let mut temp = dest.as_os_str().to_owned();
+    temp.push(".logship-tmp");
+    let temp = PathBuf::from(temp);
+    let written = std::fs::File::create(&temp)
+        .and_then(|mut file| {
+            file.write_all(content)?;
+            file.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&temp, dest));
+    if let Err(err) = written {
+        let _ = std::fs::remove_file(&temp);
+        return Err(dest_err(err));
+    }
+    Ok(())
+}

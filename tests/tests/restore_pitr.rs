@@ -1,0 +1,303 @@
+//! Point-in-time restore end to end: a real PostgreSQL 15 streamed by `logship run`, a base
+//! backup by `logship backup`, then `logship restore --start` to a time, to an LSN and to
+//! the latest WAL, each checked on the restored server; and the failure paths with their
+//! exact messages, none of which leaves a restored-looking directory behind.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use logship_protocol::archive::key::{ArchiveKey, SourceName};
+use logship_protocol::pg::{Lsn, WalSegSize};
+use logship_tests::agent::{Agent, last_stderr_line, logship};
+use logship_tests::archive::{TestStore, wait_durable};
+use logship_tests::pg::PgServer;
+use logship_tests::util::{free_port, is_root, temp_dir};
+
+/// A restored server, stopped when the test ends however it ends.
+struct RestoredServer {
+    data: PathBuf,
+    port: u16,
+}
+
+impl RestoredServer {
+    fn sql(&self, sql: &str) -> String {
+        let out = Command::new(PgServer::bin("psql"))
+            .arg("-h")
+            .arg(&self.data)
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-XAtq",
+                "-c",
+                sql,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for RestoredServer {
+    fn drop(&mut self) {
+        let pg_ctl = PgServer::bin("pg_ctl");
+        let mut stop = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(pg_ctl);
+            c
+        } else {
+            Command::new(pg_ctl)
+        };
+        let _ = stop
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}
+
+struct Scenario {
+    /// The original server, running until the scenario ends.
+    _pg: PgServer,
+    store: TestStore,
+    _agent: Agent,
+    /// Where restores go.
+    dir: tempfile::TempDir,
+    /// A time between the two batches' commits.
+    between: String,
+    /// The WAL position just after the first batch's commit.
+    after_first: Lsn,
+}
+
+const FIRST: u32 = 1000;
+const SECOND: u32 = 500;
+
+impl Scenario {
+    async fn start(store: TestStore) -> Scenario {
+        let pg = PgServer::start();
+        let logs = temp_dir("restore-logs");
+        let url = pg.url("postgres", None);
+        let agent = Agent::start(
+            &["--postgres", &url, "--store", &store.url()],
+            &store.env(),
+            logs.path(),
+        );
+        pg.sql("CREATE TABLE t (i int)");
+        // A backup needs the archive to exist: wait until `run` is streaming.
+        let opened = store.open().await;
+        let source = SourceName::new("default").unwrap();
+        let ready: Lsn = pg
+            .sql("SELECT pg_current_wal_insert_lsn()")
+            .parse()
+            .unwrap();
+        wait_durable(opened.as_ref(), &source, ready, Duration::from_secs(60)).await;
+        let out = logship(
+            &["--postgres", &url, "--store", &store.url(), "backup"],
+            &store.env(),
+        );
+        assert!(
+            out.status.success(),
+            "backup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+
+        pg.sql(&format!("INSERT INTO t SELECT generate_series(1, {FIRST})"));
+        let after_first: Lsn = pg
+            .sql("SELECT pg_current_wal_insert_lsn()")
+            .parse()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1100));
+        let between =
+            pg.sql("SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')");
+        std::thread::sleep(Duration::from_millis(1100));
+        pg.sql(&format!(
+            "INSERT INTO t SELECT generate_series(1, {SECOND})"
+        ));
+        let end: Lsn = pg
+            .sql("SELECT pg_current_wal_insert_lsn()")
+            .parse()
+            .unwrap();
+        wait_durable(opened.as_ref(), &source, end, Duration::from_secs(30)).await;
+        Scenario {
+            _pg: pg,
+            store,
+            _agent: agent,
+            dir: temp_dir("restore"),
+            between,
+            after_first,
+        }
+    }
+
+    fn restore(&self, to: &Path, args: &[&str]) -> Output {
+        let (url, to) = (self.store.url(), to.display().to_string());
+        let mut all = vec!["--store", &url, "restore", "--to", &to];
+        all.extend_from_slice(args);
+        logship(&all, &self.store.env())
+    }
+
+    /// Restores with `--start` on a free port and returns the server and what was printed.
+    fn restore_and_start(&self, name: &str, args: &[&str]) -> (RestoredServer, String) {
+        let data = self.dir.path().join(name);
+        let port = free_port();
+        let port_arg = port.to_string();
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--start", "--port", &port_arg]);
+        let out = self.restore(&data, &all);
+        let server = RestoredServer { data, port };
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "restore {args:?}: {stdout}{}\nserver log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(server.data.join("logship-restore.log")).unwrap_or_default()
+        );
+        (server, stdout)
+    }
+}
+
+/// The `reached <RFC 3339 UTC time> at <LSN>` line.
+fn reached(stdout: &str) -> (jiff::Timestamp, Lsn) {
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("reached "))
+        .unwrap_or_else(|| panic!("no reached line in {stdout}"));
+    let (time, lsn) = line.split_once(" at ").unwrap();
+    assert!(time.ends_with('Z'), "{time} is not RFC 3339 in UTC");
+    (time.parse().unwrap(), lsn.parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restores_to_a_time_an_lsn_and_the_latest_wal() {
+    let s = Scenario::start(TestStore::file()).await;
+
+    let (server, out) = s.restore_and_start("to-time", &["--target-time", &s.between]);
+    assert_eq!(server.sql("SELECT count(*) FROM t"), FIRST.to_string());
+    assert_eq!(server.sql("SELECT pg_is_in_recovery()"), "f");
+    let (time, _) = reached(&out);
+    let between = logship::timefmt::parse_time(&s.between).unwrap();
+    assert!(time < between, "reached {time}, after the target {between}");
+    assert!(out.contains("promoted, accepting writes"), "{out}");
+    drop(server);
+
+    let lsn = s.after_first.to_string();
+    let (server, out) = s.restore_and_start(
+        "to-lsn",
+        &["--target-lsn", &lsn, "--target-action", "pause"],
+    );
+    assert_eq!(server.sql("SELECT count(*) FROM t"), FIRST.to_string());
+    assert_eq!(
+        server.sql("SELECT pg_get_wal_replay_pause_state()"),
+        "paused"
+    );
+    let (_, at) = reached(&out);
+    assert!(at >= s.after_first, "{at} < {}", s.after_first);
+    drop(server);
+
+    let (server, out) = s.restore_and_start("latest", &["--latest"]);
+    assert_eq!(
+        server.sql("SELECT count(*) FROM t"),
+        (FIRST + SECOND).to_string()
+    );
+    // Recovery no longer needs the read-ahead spool.
+    assert!(!server.data.join("pg_wal/logship-spool").exists());
+    assert!(out.contains("stop it with: "), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failures_name_the_cause_and_leave_no_restored_directory() {
+    let s = Scenario::start(TestStore::file()).await;
+
+    // Outside the window: planned and refused before anything is created.
+    let to = s.dir.path().join("never");
+    let out = s.restore(&to, &["--target-time", "2001-01-01T00:00:00Z"]);
+    assert_eq!(out.status.code(), Some(1));
+    let line = last_stderr_line(&out);
+    assert!(
+        line.starts_with(
+            "error: target time 2001-01-01T00:00:00Z is before the restorable window "
+        ) && line.ends_with(" (pick a time inside it; see logship list)"),
+        "{line}"
+    );
+    assert!(!to.exists());
+
+    // A directory in use.
+    let used = s.dir.path().join("used");
+    std::fs::create_dir(&used).unwrap();
+    std::fs::write(used.join("keep"), b"x").unwrap();
+    let out = s.restore(&used, &["--latest"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        last_stderr_line(&out),
+        format!(
+            "error: directory {} is not empty (choose an empty directory, or pass --force to replace its contents)",
+            used.display()
+        )
+    );
+    assert!(used.join("keep").exists());
+
+    // Usage errors exit 2.
+    let out = s.restore(&to, &["--target-time", "yesterday"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = s.restore(&to, &[]);
+    assert_eq!(out.status.code(), Some(2));
+
+    // A flipped byte in a stored chunk: the restore names the object and removes DIR.
+    let store = s.store.open().await;
+    let source = SourceName::new("default").unwrap();
+    let chunks: Vec<String> = store
+        .list(&logship_protocol::archive::key::backups_prefix(&source))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .filter(|k| {
+            matches!(
+                ArchiveKey::parse(k, WalSegSize::DEFAULT),
+                Ok((_, ArchiveKey::BackupChunk { .. }))
+            )
+        })
+        .collect();
+    assert!(!chunks.is_empty());
+    for key in &chunks {
+        let mut stored = store.get(key).await.unwrap().to_vec();
+        let middle = stored.len() / 2;
+        stored[middle] ^= 1;
+        store.put(key, stored.into()).await.unwrap();
+    }
+    let out = s.restore(&to, &["--latest"]);
+    assert_eq!(out.status.code(), Some(1));
+    let line = last_stderr_line(&out);
+    assert!(line.starts_with("error: object default/backups/"), "{line}");
+    assert!(
+        line.contains("/tar/00000000/00000000 is corrupt: "),
+        "{line}"
+    );
+    assert!(!to.exists(), "a failed restore left {}", to.display());
+
+    // With --force on a directory that held something, it is left empty.
+    let out = s.restore(&used, &["--latest", "--force"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(std::fs::read_dir(&used).unwrap().count(), 0);
+}
+
+/// From S3, the restored server's `restore_command` reaches the store with the endpoint and
+/// path style the restore was given, and credentials from the server's environment.
+#[tokio::test(flavor = "multi_thread")]
+async fn restores_from_s3() {
+    let s = Scenario::start(TestStore::s3()).await;
+    let (server, _) = s.restore_and_start("from-s3", &["--latest"]);
+    assert_eq!(
+        server.sql("SELECT count(*) FROM t"),
+        (FIRST + SECOND).to_string()
+    );
+    let auto = std::fs::read_to_string(server.data.join("postgresql.auto.conf")).unwrap();
+    assert!(auto.contains("LOGSHIP_STORE_PATH_STYLE=true"), "{auto}");
+    assert!(!auto.contains("AWS_SECRET_ACCESS_KEY"), "{auto}");
+}
