@@ -32,6 +32,10 @@ const MAX_RECONNECT: Duration = Duration::from_secs(30);
 /// How often a status update goes out even when nothing changed, well inside
 /// the server's default `wal_sender_timeout` of 60 s.
 const STATUS_INTERVAL: Duration = Duration::from_secs(10);
+/// At shutdown, how long to keep reading what the server already sent…
+const SHUTDOWN_READ: Duration = Duration::from_secs(1);
+/// …stopping as soon as the stream is quiet this long.
+const QUIET: Duration = Duration::from_millis(50);
 
 /// Why a PostgreSQL source stopped.
 #[derive(Debug, thiserror::Error)]
@@ -302,6 +306,7 @@ impl PostgresSource {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
+                    self.read_what_was_sent(session, archiver).await?;
                     archiver.drain(false).await;
                     send_status(&mut session.conn, archiver, false).await?;
                     tracing::info!(durable = %archiver.durable(), "everything received is durable; stopping");
@@ -326,6 +331,24 @@ impl PostgresSource {
                 _ = status_tick.tick() => send_status(&mut session.conn, archiver, false).await?,
             }
         }
+    }
+
+    /// Reads the WAL the server has already sent (it may sit in the socket's
+    /// buffer), until the stream goes quiet or [`SHUTDOWN_READ`] runs out, so that
+    /// a stop archives everything the server handed over.
+    async fn read_what_was_sent(
+        &self,
+        session: &mut Session,
+        archiver: &mut WalArchiver,
+    ) -> Result<(), SourceError> {
+        let deadline = Instant::now() + SHUTDOWN_READ;
+        while Instant::now() < deadline {
+            match tokio::time::timeout(QUIET, session.conn.next_event()).await {
+                Ok(event) => self.handle(event?, session, archiver).await?,
+                Err(_) => break,
+            }
+        }
+        Ok(())
     }
 
     /// Handles one event. At the end of a timeline, streaming restarts on the next one.
