@@ -211,10 +211,10 @@ def main():
         shutil.rmtree(base, ignore_errors=True)
 
     ref = next(r for r in results if r["consumer"] == "pg_receivewal")
-    lines = ["| consumer | WAL MB | MB/s | CPU s/GB | × pg_receivewal CPU | peak RSS MB | catch-up s |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| consumer | WAL MB | load s | MB/s | CPU s/GB | × pg_receivewal CPU | peak RSS MB | catch-up s |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in results:
-        lines.append(f"| {r['consumer']} | {r['wal_mb']:.0f} | {r['mb_per_s']:.0f} | {r['cpu_s_per_gb']:.2f} | "
+        lines.append(f"| {r['consumer']} | {r['wal_mb']:.0f} | {r['load_s']:.2f} | {r['mb_per_s']:.0f} | {r['cpu_s_per_gb']:.2f} | "
                      f"{r['cpu_s_per_gb'] / ref['cpu_s_per_gb']:.2f} | {r['peak_rss_mb']:.1f} | {r['catch_up_s']:.2f} |")
     table = "\n".join(lines)
     print(table)
