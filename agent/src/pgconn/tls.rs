@@ -29,12 +29,12 @@ pub(crate) fn client_config(opts: &ConnectOptions) -> Result<Arc<ClientConfig>, 
     let mut config = match opts.sslmode() {
         SslMode::Disable | SslMode::Prefer | SslMode::Require => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert { algs }))
+            .with_custom_certificate_verifier(Arc::new(ChainVerifier { roots: None, algs }))
             .with_no_client_auth(),
         SslMode::VerifyCa => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(VerifyChainOnly {
-                roots: load_roots(&opts.root_cert_path())?,
+            .with_custom_certificate_verifier(Arc::new(ChainVerifier {
+                roots: Some(load_roots(&opts.root_cert_path())?),
                 algs,
             }))
             .with_no_client_auth(),
@@ -105,55 +105,16 @@ fn load_roots(path: &Path) -> Result<RootCertStore, String> {
     Ok(roots)
 }
 
-/// sslmode prefer/require: any certificate, as libpq does; the handshake signature is still checked.
+/// The verifier for sslmode prefer/require (`roots: None`: any certificate, as
+/// libpq does) and verify-ca (the chain must lead to a root in sslrootcert; the
+/// host name is not checked). The handshake signature is always checked.
 #[derive(Debug)]
-struct AcceptAnyCert {
+struct ChainVerifier {
+    roots: Option<RootCertStore>,
     algs: WebPkiSupportedAlgorithms,
 }
 
-impl ServerCertVerifier for AcceptAnyCert {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.algs)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.algs)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algs.supported_schemes()
-    }
-}
-
-/// sslmode verify-ca: the chain must lead to a root in sslrootcert; the host name is not checked.
-#[derive(Debug)]
-struct VerifyChainOnly {
-    roots: RootCertStore,
-    algs: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for VerifyChainOnly {
+impl ServerCertVerifier for ChainVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -162,14 +123,16 @@ impl ServerCertVerifier for VerifyChainOnly {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let cert = ParsedCertificate::try_from(end_entity)?;
-        verify_server_cert_signed_by_trust_anchor(
-            &cert,
-            &self.roots,
-            intermediates,
-            now,
-            self.algs.all,
-        )?;
+        if let Some(roots) = &self.roots {
+            let cert = ParsedCertificate::try_from(end_entity)?;
+            verify_server_cert_signed_by_trust_anchor(
+                &cert,
+                roots,
+                intermediates,
+                now,
+                self.algs.all,
+            )?;
+        }
         Ok(ServerCertVerified::assertion())
     }
 
