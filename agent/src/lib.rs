@@ -28,6 +28,8 @@ pub mod quickstart;
 pub mod restore;
 pub mod source;
 pub mod store;
+#[cfg(test)]
+mod testutil;
 pub mod timefmt;
 pub mod walfetch;
 pub mod window;

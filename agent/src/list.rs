@@ -253,22 +253,10 @@ fn human_bytes(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::{lsn, tli, ts};
     use crate::window::Window;
-    use jiff::Timestamp;
     use logship_protocol::archive::backup::{BackupId, BackupMeta, CheckpointMode};
-    use logship_protocol::pg::{Lsn, TimelineId, WalSegSize};
-
-    fn tli(raw: u32) -> TimelineId {
-        TimelineId::new(raw).unwrap()
-    }
-
-    fn lsn(text: &str) -> Lsn {
-        text.parse().unwrap()
-    }
-
-    fn ts(text: &str) -> Timestamp {
-        text.parse().unwrap()
-    }
+    use logship_protocol::pg::WalSegSize;
 
     fn summary() -> SourceSummary {
         let backup = BackupMeta {

@@ -537,6 +537,7 @@ fn drain(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::{lsn, tli, ts};
     use logship_protocol::archive::backup::{CheckpointMode, TablespaceMeta};
     use logship_protocol::archive::object::{self, Codec};
 
@@ -544,18 +545,6 @@ mod tests {
 
     fn seg() -> WalSegSize {
         WalSegSize::new(MIB).unwrap()
-    }
-
-    fn tli(raw: u32) -> TimelineId {
-        TimelineId::new(raw).unwrap()
-    }
-
-    fn lsn(text: &str) -> Lsn {
-        text.parse().unwrap()
-    }
-
-    fn ts(text: &str) -> Timestamp {
-        text.parse().unwrap()
     }
 
     /// Coverage from `(timeline, segment, durable bytes)`.

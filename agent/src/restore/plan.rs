@@ -220,22 +220,11 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::{lsn, tli, ts};
     use crate::window::{WalRange, Window};
     use logship_protocol::archive::backup::{BackupId, CheckpointMode};
     use logship_protocol::archive::key::SourceName;
     use logship_protocol::pg::WalSegSize;
-
-    fn tli(raw: u32) -> TimelineId {
-        TimelineId::new(raw).unwrap()
-    }
-
-    fn lsn(text: &str) -> Lsn {
-        text.parse().unwrap()
-    }
-
-    fn ts(text: &str) -> Timestamp {
-        text.parse().unwrap()
-    }
 
     fn backup(t: u32, start: &str, end: &str, end_time: &str) -> BackupMeta {
         BackupMeta {
