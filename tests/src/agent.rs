@@ -11,6 +11,7 @@ use crate::util::{free_port, logship_bin};
 /// A `logship run` process; killed on drop.
 pub struct Agent {
     child: Option<Child>,
+    metrics_port: u16,
     log: PathBuf,
     args: Vec<String>,
     env: Vec<(String, String)>,
@@ -23,6 +24,7 @@ impl Agent {
     pub fn start(args: &[&str], env: &[(String, String)], log_dir: &Path) -> Agent {
         let mut agent = Agent {
             child: None,
+            metrics_port: free_port(),
             log: log_dir.join("agent.log"),
             args: args.iter().map(|s| s.to_string()).collect(),
             env: env.to_vec(),
@@ -44,7 +46,7 @@ impl Agent {
             .arg("run")
             .env(
                 "LOGSHIP_METRICS_LISTEN",
-                format!("127.0.0.1:{}", free_port()),
+                format!("127.0.0.1:{}", self.metrics_port),
             )
             .env("LOGSHIP_LOG", "info,logship=debug")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
@@ -90,6 +92,32 @@ impl Agent {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// `GET path` on the agent's metrics listener: the status code and the body.
+    pub fn http_get(&self, path: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.metrics_port))
+            .expect("connect to the metrics listener");
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        .expect("send the request");
+        let mut response = String::new();
+        stream
+            .read_to_string(&mut response)
+            .expect("read the response");
+        let status = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .expect("an HTTP status line");
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())
+            .unwrap_or_default();
+        (status, body)
     }
 
     /// Whether the process is still running (it exits by itself only on errors).
