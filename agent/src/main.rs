@@ -36,12 +36,14 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Run => match runtime.block_on(commands::run(config)) {
+        Command::Run => match on_worker(&runtime, commands::run(config)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => fail(&err, 1),
         },
         Command::Backup { source } => {
-            match runtime.block_on(commands::backup(&config, source.as_deref())) {
+            match on_worker(&runtime, async move {
+                commands::backup(&config, source.as_deref()).await
+            }) {
                 Ok(id) => {
                     println!("{id}");
                     ExitCode::SUCCESS
@@ -55,33 +57,50 @@ fn main() -> ExitCode {
             source,
             prefetch,
         } => {
-            match runtime.block_on(commands::wal_fetch(
-                &config,
-                source.as_deref(),
-                &file,
-                &dest,
-                prefetch,
-            )) {
+            let fetched = on_worker(&runtime, async move {
+                commands::wal_fetch(&config, source.as_deref(), &file, &dest, prefetch).await
+            });
+            match fetched {
                 Ok(Fetched::Found) => ExitCode::SUCCESS,
                 Ok(Fetched::NotInArchive) => ExitCode::from(1),
                 Err(err) => fail(&err, WAL_FETCH_FAILURE),
             }
         }
         Command::List { source, json } => {
+            // Small, and it writes through a stdout lock held across awaits.
             match runtime.block_on(commands::list(&config, source.as_deref(), json)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => fail(&err, 1),
             }
         }
-        Command::Restore(args) => match runtime.block_on(commands::restore(&config, &args)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(err) => fail(&err, 1),
-        },
-        Command::Quickstart => match runtime.block_on(quickstart::run(config)) {
+        Command::Restore(args) => {
+            match on_worker(
+                &runtime,
+                async move { commands::restore(&config, &args).await },
+            ) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => fail(&err, 1),
+            }
+        }
+        Command::Quickstart => match on_worker(&runtime, quickstart::run(config)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => fail(&err, 1),
         },
     }
+}
+
+/// Runs a command on a runtime worker thread. Driven from the main thread
+/// instead, every socket wake-up would cross threads: a base backup measured
+/// 110,000+ context switches that way against 30,000-63,000 on a worker.
+fn on_worker<T: Send + 'static>(
+    runtime: &tokio::runtime::Runtime,
+    command: impl Future<Output = anyhow::Result<T>> + Send + 'static,
+) -> anyhow::Result<T> {
+    runtime.block_on(async {
+        tokio::spawn(command)
+            .await
+            .map_err(|err| anyhow::anyhow!("the command's task failed: {err}"))?
+    })
 }
 
 /// Prints the error as one line and returns `code`.

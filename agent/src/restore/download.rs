@@ -20,11 +20,11 @@ use crate::store::Store;
 use crate::walfetch::{FetchError, read_object};
 
 /// How many chunks are fetched at once.
-pub const PARALLEL: usize = 4;
+pub const PARALLEL: usize = 3;
 
 /// How many fetched chunks wait for the extractor; at most this many plus [`PARALLEL`]
 /// plus the one being unpacked are in memory.
-const QUEUE: usize = 2;
+const QUEUE: usize = 1;
 
 /// Where one tablespace's stream is unpacked.
 #[derive(Debug, Clone)]

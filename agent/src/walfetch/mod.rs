@@ -33,6 +33,9 @@ use spool::Spool;
 /// How many segments `wal-fetch` reads ahead unless told otherwise.
 pub const DEFAULT_PREFETCH: usize = 8;
 
+/// Segments fetched ahead at the same time (memory: about 32 MiB each).
+const PREFETCH_PARALLEL: usize = 2;
+
 /// How long a request waits, after its own segment is written, for the segments fetched
 /// ahead; whatever is not spooled by then is fetched again when it is asked for.
 pub const PREFETCH_BUDGET: Duration = Duration::from_secs(15);
@@ -127,6 +130,8 @@ pub async fn wal_fetch_prefetching(
         tracing::debug!(file, "served from the prefetch spool");
         return Ok(Fetched::Found);
     }
+    // A few at a time: each holds a segment decoded and compressed in memory.
+    let permits = Arc::new(tokio::sync::Semaphore::new(PREFETCH_PARALLEL));
     let mut ahead = tokio::task::JoinSet::new();
     for next in (1..=prefetch as u64).filter_map(|k| segno.as_u64().checked_add(k)) {
         let next = SegmentNo::new(next);
@@ -136,7 +141,13 @@ pub async fn wal_fetch_prefetching(
         }
         let key = ArchiveKey::Segment { tli, segno: next }.format(source, seg);
         let (store, spool) = (store.clone(), spool.clone());
-        ahead.spawn(async move { spool_one(store.as_ref(), &spool, &key, &next_name).await });
+        let permits = permits.clone();
+        ahead.spawn(async move {
+            let Ok(_permit) = permits.acquire_owned().await else {
+                return;
+            };
+            spool_one(store.as_ref(), &spool, &key, &next_name).await;
+        });
     }
     let fetched = fetch_named(store.as_ref(), source, seg, name, dest).await?;
     if fetched == Fetched::Found {
