@@ -1,23 +1,26 @@
 //! Streams a backup's tar chunks from the store into the extractor: up to [`PARALLEL`]
-//! chunks are fetched at once, each checked against the CRC the backup meta records, and
-//! handed over in order through a short queue, so memory stays bounded whatever the
-//! backup's size.
+//! chunks are fetched at once and handed over in order, still compressed, through a
+//! short queue. The extracting thread decodes each one when it reaches it (checking the
+//! object's CRCs and the CRC the backup meta records) into memory it then frees itself,
+//! so memory stays bounded, and unfragmented, whatever the backup's size.
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use indicatif::ProgressBar;
 use logship_protocol::archive::backup::{BackupMeta, TablespaceMeta};
 use logship_protocol::archive::key::{ArchiveKey, SourceName};
+use logship_protocol::archive::object;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::restore::error::RestoreError;
 use crate::restore::extract::Extractor;
 use crate::store::Store;
-use crate::walfetch::{FetchError, read_object};
+use crate::walfetch::{FetchError, read_stored};
 
 /// How many chunks are fetched at once.
 pub const PARALLEL: usize = 3;
@@ -93,8 +96,15 @@ fn chunk_key(source: &SourceName, meta: &BackupMeta, ts: &TablespaceMeta, chunk:
     .format(source, meta.wal_segment_size)
 }
 
-/// A chunk being fetched: its content once verified.
-type ChunkTask = JoinHandle<Result<Vec<u8>, RestoreError>>;
+/// A chunk as stored, with what its content must hash to.
+struct StoredChunk {
+    key: String,
+    stored: Bytes,
+    expected_crc: Option<u32>,
+}
+
+/// A chunk being fetched.
+type ChunkTask = JoinHandle<Result<StoredChunk, RestoreError>>;
 
 /// Chunk fetches in flight, in stream order.
 struct Fetcher {
@@ -104,8 +114,8 @@ struct Fetcher {
 }
 
 impl Fetcher {
-    /// The next chunk's content, verified; starts fetches to keep [`PARALLEL`] in flight.
-    async fn next(&mut self) -> Result<Vec<u8>, RestoreError> {
+    /// The next chunk as stored; starts fetches to keep [`PARALLEL`] in flight.
+    async fn next(&mut self) -> Result<StoredChunk, RestoreError> {
         while self.pending.len() < PARALLEL
             && let Some((key, crc)) = self.jobs.next()
         {
@@ -131,31 +141,41 @@ impl Fetcher {
     }
 }
 
-/// Reads one chunk and checks it: the object's own CRCs, then the meta's CRC of its content.
+/// Reads one chunk as stored.
 async fn fetch_chunk(
     store: &dyn Store,
     key: &str,
-    expected: Option<u32>,
-) -> Result<Vec<u8>, RestoreError> {
-    let content = read_object(store, key)
+    expected_crc: Option<u32>,
+) -> Result<StoredChunk, RestoreError> {
+    let stored = read_stored(store, key)
         .await
         .map_err(RestoreError::from_fetch)?
         .ok_or_else(|| RestoreError::MissingObject {
             key: key.to_owned(),
         })?;
-    let crc = crc32fast::hash(&content);
-    match expected {
-        Some(expected) if expected == crc => Ok(content),
-        Some(expected) => Err(RestoreError::CorruptObject {
-            key: key.to_owned(),
-            reason: format!(
+    Ok(StoredChunk {
+        key: key.to_owned(),
+        stored,
+        expected_crc,
+    })
+}
+
+impl StoredChunk {
+    /// Decodes the chunk: the object's own CRCs, then the meta's CRC of its content.
+    fn decode(&self) -> Result<Vec<u8>, RestoreError> {
+        let corrupt = |reason: String| RestoreError::CorruptObject {
+            key: self.key.clone(),
+            reason,
+        };
+        let content = object::decode(&self.stored).map_err(|err| corrupt(err.to_string()))?;
+        let crc = crc32fast::hash(&content);
+        match self.expected_crc {
+            Some(expected) if expected == crc => Ok(content),
+            Some(expected) => Err(corrupt(format!(
                 "its content has CRC-32 {crc:08X} but the backup meta records {expected:08X}"
-            ),
-        }),
-        None => Err(RestoreError::CorruptObject {
-            key: key.to_owned(),
-            reason: "the backup meta records no CRC for it".to_owned(),
-        }),
+            ))),
+            None => Err(corrupt("the backup meta records no CRC for it".to_owned())),
+        }
     }
 }
 
@@ -176,11 +196,13 @@ impl Stream<'_> {
         progress: &ProgressBar,
     ) -> Result<Extractor, RestoreError> {
         let (tx, rx) = mpsc::channel(QUEUE);
+        let corrupt = Arc::new(Mutex::new(None));
         let reader = ChunkReader {
             rx,
             current: Vec::new(),
             pos: 0,
             progress: progress.clone(),
+            corrupt: corrupt.clone(),
         };
         let destination = self.destination.clone();
         let unpacking = tokio::task::spawn_blocking(move || {
@@ -206,8 +228,11 @@ impl Stream<'_> {
         let (extractor, unpacked) = unpacking.await.map_err(|err| RestoreError::Task {
             reason: err.to_string(),
         })?;
-        // A failed fetch also cuts the stream short; the fetch error is the cause.
+        // A failed fetch or a corrupt chunk also cuts the stream short; they are the cause.
         fed?;
+        if let Some(err) = corrupt.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            return Err(err);
+        }
         unpacked.map_err(|reason| RestoreError::Extract {
             what: self.describe(),
             id: self.meta.id.to_string(),
@@ -228,10 +253,12 @@ impl Stream<'_> {
 
 /// The chunks of one stream as one `Read`, fed from the async side.
 struct ChunkReader {
-    rx: mpsc::Receiver<Vec<u8>>,
+    rx: mpsc::Receiver<StoredChunk>,
     current: Vec<u8>,
     pos: usize,
     progress: ProgressBar,
+    /// Why the stream stopped, when a chunk did not decode; `Read` can only say "I/O error".
+    corrupt: Arc<Mutex<Option<RestoreError>>>,
 }
 
 impl Read for ChunkReader {
@@ -247,10 +274,17 @@ impl Read for ChunkReader {
                 return Ok(n);
             }
             match self.rx.blocking_recv() {
-                Some(next) => {
-                    self.current = next;
-                    self.pos = 0;
-                }
+                Some(next) => match next.decode() {
+                    Ok(content) => {
+                        self.current = content;
+                        self.pos = 0;
+                    }
+                    Err(err) => {
+                        let message = err.to_string();
+                        *self.corrupt.lock().unwrap_or_else(|e| e.into_inner()) = Some(err);
+                        return Err(io::Error::new(io::ErrorKind::InvalidData, message));
+                    }
+                },
                 None => return Ok(0),
             }
         }

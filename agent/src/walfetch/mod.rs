@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use logship_protocol::archive::identity::SourceIdentity;
 use logship_protocol::archive::key::{ArchiveKey, SourceName};
 use logship_protocol::archive::object;
@@ -292,17 +294,23 @@ pub async fn read_segment(
     Ok(Some(segment))
 }
 
-/// Reads and verifies one object; `None` when it does not exist. Transient store errors
-/// are retried with backoff.
-pub async fn read_object(store: &dyn Store, key: &str) -> Result<Option<Vec<u8>>, FetchError> {
-    let got = retrying(|| async {
+/// Reads one object as stored, not yet verified; `None` when it does not exist.
+/// Transient store errors are retried with backoff.
+pub async fn read_stored(store: &dyn Store, key: &str) -> Result<Option<Bytes>, FetchError> {
+    retrying(|| async {
         match store.get(key).await {
             Ok(stored) => Ok(Some(stored)),
             Err(err) if err.is_not_found() => Ok(None),
             Err(err) => Err(RetryableFetch::Store(err)),
         }
-    });
-    let Some(stored) = got.await? else {
+    })
+    .await
+}
+
+/// Reads and verifies one object; `None` when it does not exist. Transient store errors
+/// are retried with backoff.
+pub async fn read_object(store: &dyn Store, key: &str) -> Result<Option<Vec<u8>>, FetchError> {
+    let Some(stored) = read_stored(store, key).await? else {
         return Ok(None);
     };
     object::decode(&stored)
