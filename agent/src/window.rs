@@ -26,7 +26,8 @@
 //!   at the backup's end is the only one reachable by time.
 //!
 //! WAL that fails to decode is treated as PostgreSQL's recovery treats it, as the end of
-//! valid WAL, and logged as a warning.
+//! valid WAL, and logged as a warning; so is a WAL object that fails its checksums, so that
+//! a damaged segment shortens the window instead of hiding it.
 
 use std::collections::BTreeMap;
 
@@ -123,6 +124,9 @@ pub struct LoadedSource {
     pub summary: SourceSummary,
     /// The parsed `.history` of every timeline holding WAL that has one.
     pub histories: BTreeMap<TimelineId, TimelineHistory>,
+    /// The transaction of the newest durable commit (`summary.newest_commit`), which a
+    /// recovery that must stop right after that commit targets.
+    pub newest_commit_xid: Option<u32>,
 }
 
 /// Why a source's summary could not be computed.
@@ -161,7 +165,7 @@ pub async fn load_source(
     let coverage = Coverage::from_catalog(&catalog, seg);
     let histories = load_histories(store, source, seg, &catalog).await?;
     let backups = load_backups(store, source, seg).await?;
-    let newest_commit = match coverage.newest_timeline() {
+    let newest = match coverage.newest_timeline() {
         Some(newest) => {
             let path = timeline_path(histories.get(&newest), newest);
             newest_commit(store, source, &coverage, &path).await?
@@ -175,9 +179,13 @@ pub async fn load_source(
         &coverage,
         &histories,
         backups,
-        newest_commit,
+        newest.map(|(commit, time)| (commit.end_lsn, time)),
     );
-    Ok(LoadedSource { summary, histories })
+    Ok(LoadedSource {
+        summary,
+        histories,
+        newest_commit_xid: newest.map(|(commit, _)| commit.xid),
+    })
 }
 
 /// Whether `backup` lies on the history of `tli` (`history` is `tli`'s, if it has one):
@@ -429,13 +437,15 @@ fn summarize(
     }
 }
 
-/// The newest commit in durable WAL along `path`, searched backwards from its end.
+/// The newest commit in durable WAL along `path`, searched backwards from its end, with
+/// its time. A damaged object ends the WAL that replay can read, as a record that fails to
+/// decode does: the search goes on before it.
 async fn newest_commit(
     store: &dyn Store,
     source: &SourceName,
     coverage: &Coverage,
     path: &[PathStep],
-) -> Result<Option<(Lsn, Timestamp)>, WindowError> {
+) -> Result<Option<(XactEvent, Timestamp)>, WindowError> {
     let seg = coverage.seg;
     let mut budget = MAX_COMMIT_SCAN_SEGMENTS;
     for step in path.iter().rev() {
@@ -457,9 +467,18 @@ async fn newest_commit(
                 return Ok(None);
             }
             budget -= 1;
-            let Some(mut wal) = read_segment(store, source, seg, step.tli, segno).await? else {
-                later = None;
-                continue;
+            let mut wal = match read_segment(store, source, seg, step.tli, segno).await {
+                Ok(Some(wal)) => wal,
+                Ok(None) => {
+                    later = None;
+                    continue;
+                }
+                Err(FetchError::Corrupt { key, reason }) => {
+                    tracing::warn!(%key, %reason, "archived WAL is damaged here; looking for the newest commit before it");
+                    later = None;
+                    continue;
+                }
+                Err(err) => return Err(err.into()),
             };
             // The rest is read_segment's zero padding.
             wal.truncate(usize::try_from(len).unwrap_or(usize::MAX));
@@ -471,7 +490,7 @@ async fn newest_commit(
             if let Some(commit) = last_commit(start, seg, &wal, next, step.end)
                 && let Some(time) = timefmt::from_pg(commit.xact_time)
             {
-                return Ok(Some((commit.end_lsn, time)));
+                return Ok(Some((commit, time)));
             }
             later = Some((segno, wal));
         }

@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod archive;
 pub mod pg;
+pub mod restore;
 pub mod s3;
 pub mod store_conformance;
 pub mod util;

@@ -26,7 +26,10 @@ fn quickstart_runs_every_step() {
         "the restored server has 500 orders of batch 1 and 0 of batch 2",
         "Lag is now 0 bytes",
     ] {
-        assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
     }
     // The embedded default store is ./logship-data.
     assert!(cwd.path().join("logship-data/quickstart/identity").exists());

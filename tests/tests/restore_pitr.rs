@@ -3,71 +3,23 @@
 //! the latest WAL, each checked on the restored server; and the failure paths with their
 //! exact messages, none of which leaves a restored-looking directory behind.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 use std::time::Duration;
 
 use logship_protocol::archive::key::{ArchiveKey, SourceName};
 use logship_protocol::pg::{Lsn, WalSegSize};
-use logship_tests::agent::{Agent, last_stderr_line, logship};
-use logship_tests::archive::{TestStore, wait_durable};
+use logship_tests::agent::last_stderr_line;
+use logship_tests::archive::TestStore;
 use logship_tests::pg::PgServer;
-use logship_tests::util::{free_port, is_root, temp_dir};
-
-/// A restored server, stopped when the test ends however it ends.
-struct RestoredServer {
-    data: PathBuf,
-    port: u16,
-}
-
-impl RestoredServer {
-    fn sql(&self, sql: &str) -> String {
-        let out = Command::new(PgServer::bin("psql"))
-            .arg("-h")
-            .arg(&self.data)
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                "-XAtq",
-                "-c",
-                sql,
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
-}
-
-impl Drop for RestoredServer {
-    fn drop(&mut self) {
-        let pg_ctl = PgServer::bin("pg_ctl");
-        let mut stop = if is_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(pg_ctl);
-            c
-        } else {
-            Command::new(pg_ctl)
-        };
-        let _ = stop
-            .arg("-D")
-            .arg(&self.data)
-            .args(["-m", "immediate", "-w", "stop"])
-            .output();
-    }
-}
+use logship_tests::restore::{self, Archiving, RestoredServer, reached, wait_archived};
+use logship_tests::util::temp_dir;
 
 struct Scenario {
     /// The original server, running until the scenario ends.
     _pg: PgServer,
     store: TestStore,
-    _agent: Agent,
+    _archiving: Archiving,
     /// Where restores go.
     dir: tempfile::TempDir,
     /// A time between the two batches' commits.
@@ -82,31 +34,8 @@ const SECOND: u32 = 500;
 impl Scenario {
     async fn start(store: TestStore) -> Scenario {
         let pg = PgServer::start();
-        let logs = temp_dir("restore-logs");
-        let url = pg.url("postgres", None);
-        let agent = Agent::start(
-            &["--postgres", &url, "--store", &store.url()],
-            &store.env(),
-            logs.path(),
-        );
         pg.sql("CREATE TABLE t (i int)");
-        // A backup needs the archive to exist: wait until `run` is streaming.
-        let opened = store.open().await;
-        let source = SourceName::new("default").unwrap();
-        let ready: Lsn = pg
-            .sql("SELECT pg_current_wal_insert_lsn()")
-            .parse()
-            .unwrap();
-        wait_durable(opened.as_ref(), &source, ready, Duration::from_secs(60)).await;
-        let out = logship(
-            &["--postgres", &url, "--store", &store.url(), "backup"],
-            &store.env(),
-        );
-        assert!(
-            out.status.success(),
-            "backup: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let archiving = Archiving::start(&pg, &store, &[]).await;
 
         pg.sql(&format!("INSERT INTO t SELECT generate_series(1, {FIRST})"));
         let after_first: Lsn = pg
@@ -120,15 +49,11 @@ impl Scenario {
         pg.sql(&format!(
             "INSERT INTO t SELECT generate_series(1, {SECOND})"
         ));
-        let end: Lsn = pg
-            .sql("SELECT pg_current_wal_insert_lsn()")
-            .parse()
-            .unwrap();
-        wait_durable(opened.as_ref(), &source, end, Duration::from_secs(30)).await;
+        wait_archived(&pg, &store).await;
         Scenario {
             _pg: pg,
             store,
-            _agent: agent,
+            _archiving: archiving,
             dir: temp_dir("restore"),
             between,
             after_first,
@@ -136,41 +61,13 @@ impl Scenario {
     }
 
     fn restore(&self, to: &Path, args: &[&str]) -> Output {
-        let (url, to) = (self.store.url(), to.display().to_string());
-        let mut all = vec!["--store", &url, "restore", "--to", &to];
-        all.extend_from_slice(args);
-        logship(&all, &self.store.env())
+        restore::restore(&self.store, to, args)
     }
 
     /// Restores with `--start` on a free port and returns the server and what was printed.
     fn restore_and_start(&self, name: &str, args: &[&str]) -> (RestoredServer, String) {
-        let data = self.dir.path().join(name);
-        let port = free_port();
-        let port_arg = port.to_string();
-        let mut all = args.to_vec();
-        all.extend_from_slice(&["--start", "--port", &port_arg]);
-        let out = self.restore(&data, &all);
-        let server = RestoredServer { data, port };
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "restore {args:?}: {stdout}{}\nserver log:\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            std::fs::read_to_string(server.data.join("logship-restore.log")).unwrap_or_default()
-        );
-        (server, stdout)
+        restore::restore_and_start(&self.store, &self.dir.path().join(name), args)
     }
-}
-
-/// The `reached <RFC 3339 UTC time> at <LSN>` line.
-fn reached(stdout: &str) -> (jiff::Timestamp, Lsn) {
-    let line = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("reached "))
-        .unwrap_or_else(|| panic!("no reached line in {stdout}"));
-    let (time, lsn) = line.split_once(" at ").unwrap();
-    assert!(time.ends_with('Z'), "{time} is not RFC 3339 in UTC");
-    (time.parse().unwrap(), lsn.parse().unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -206,7 +103,7 @@ async fn restores_to_a_time_an_lsn_and_the_latest_wal() {
         (FIRST + SECOND).to_string()
     );
     // Recovery no longer needs the read-ahead spool.
-    assert!(!server.data.join("pg_wal/logship-spool").exists());
+    assert!(!server.data_dir().join("pg_wal/logship-spool").exists());
     assert!(out.contains("stop it with: "), "{out}");
 }
 
@@ -297,7 +194,7 @@ async fn restores_from_s3() {
         server.sql("SELECT count(*) FROM t"),
         (FIRST + SECOND).to_string()
     );
-    let auto = std::fs::read_to_string(server.data.join("postgresql.auto.conf")).unwrap();
+    let auto = std::fs::read_to_string(server.data_dir().join("postgresql.auto.conf")).unwrap();
     assert!(auto.contains("LOGSHIP_STORE_PATH_STYLE=true"), "{auto}");
     assert!(!auto.contains("AWS_SECRET_ACCESS_KEY"), "{auto}");
 }

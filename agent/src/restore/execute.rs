@@ -124,13 +124,22 @@ pub async fn run(
             .port
             .unwrap_or_else(|| recovery_conf::configured_port(&data));
         finish_dir(&data, meta, manifest.as_ref().map(|(raw, _)| raw.as_slice()))?;
+        let stop = plan::recovery_stop(&plan, &loaded.summary, loaded.newest_commit_xid);
+        let origin = if stop == plan.target {
+            format!("backup {}, {}", meta.id, plan.target)
+        } else {
+            format!(
+                "backup {}, {}, which no archived commit follows: stop at {stop}",
+                meta.id, plan.target
+            )
+        };
         let settings = RecoverySettings {
             restore_command,
-            target: plan.target,
+            target: stop,
             timeline: plan.timeline,
             action: request.action,
             port,
-            origin: format!("backup {}, {}", meta.id, plan.target),
+            origin,
         };
         settings
             .write(&data)

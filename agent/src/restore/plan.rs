@@ -7,6 +7,9 @@
 //! before the target (`end_time` for a time, `end_lsn` for an LSN; the newest for
 //! `--latest`) among those on the target timeline's history whose WAL replays without a
 //! hole up to the timeline's archived end.
+//!
+//! [`recovery_stop`] then says what PostgreSQL is told: the target itself, unless it is a
+//! time that no archived commit follows (see there).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -26,6 +29,10 @@ pub enum RecoveryTarget {
     Lsn(Lsn),
     /// The end of the archived WAL.
     Latest,
+    /// Just after the commit of this transaction (`recovery_target_xid`).
+    Xid(u32),
+    /// Where the backup becomes consistent (`recovery_target = 'immediate'`).
+    Immediate,
 }
 
 impl fmt::Display for RecoveryTarget {
@@ -34,6 +41,8 @@ impl fmt::Display for RecoveryTarget {
             RecoveryTarget::Time(time) => write!(f, "target time {time}"),
             RecoveryTarget::Lsn(lsn) => write!(f, "target LSN {lsn}"),
             RecoveryTarget::Latest => f.write_str("the latest archived WAL"),
+            RecoveryTarget::Xid(xid) => write!(f, "the commit of transaction {xid}"),
+            RecoveryTarget::Immediate => f.write_str("the end of the backup"),
         }
     }
 }
@@ -199,7 +208,10 @@ pub fn plan(
         RecoveryTarget::Lsn(lsn) => restorable
             .filter(|b| b.end_lsn <= lsn)
             .max_by_key(|b| (b.end_lsn, b.id)),
-        RecoveryTarget::Latest => restorable.max_by_key(|b| (b.end_lsn, b.id)),
+        // As pgBackRest does, the newest backup, for targets with no time or position.
+        RecoveryTarget::Latest | RecoveryTarget::Xid(_) | RecoveryTarget::Immediate => {
+            restorable.max_by_key(|b| (b.end_lsn, b.id))
+        }
     }
     .ok_or_else(|| PlanError::NoBackupBefore {
         source_name: source_name(),
@@ -212,9 +224,46 @@ pub fn plan(
         timeline: tli,
         wal_end: match target {
             RecoveryTarget::Lsn(lsn) => lsn,
-            RecoveryTarget::Time(_) | RecoveryTarget::Latest => archived_end,
+            RecoveryTarget::Immediate => backup.end_lsn,
+            RecoveryTarget::Time(_) | RecoveryTarget::Latest | RecoveryTarget::Xid(_) => {
+                archived_end
+            }
         },
     })
+}
+
+/// What PostgreSQL is told to stop at to reach `plan`'s target, given the transaction of
+/// the newest archived commit (`newest_commit_xid`; its end and time are the summary's).
+///
+/// PostgreSQL stops at a time only on reading the first commit after it, and fails with
+/// "recovery ended before configured recovery target was reached" when the WAL ends first.
+/// A time that no archived commit follows (the window's end, when the newest commit is the
+/// last thing archived) therefore becomes the newest commit's transaction, which recovery
+/// stops right after (an LSN target would too, but then PostgreSQL does not report that
+/// commit's time); with no commit after the backup's end at all, it becomes the end of the
+/// backup. Both reach the state the time names.
+pub fn recovery_stop(
+    plan: &RestorePlan,
+    summary: &SourceSummary,
+    newest_commit_xid: Option<u32>,
+) -> RecoveryTarget {
+    let RecoveryTarget::Time(time) = plan.target else {
+        return plan.target;
+    };
+    // The newest commit is searched along the window's timeline only.
+    if summary.window.as_ref().map(|w| w.timeline) != Some(plan.timeline) {
+        return plan.target;
+    }
+    let Some((_, commit_time)) = summary
+        .newest_commit
+        .filter(|(end, _)| *end > plan.backup.end_lsn)
+    else {
+        return RecoveryTarget::Immediate;
+    };
+    match newest_commit_xid {
+        Some(xid) if time >= commit_time => RecoveryTarget::Xid(xid),
+        _ => plan.target,
+    }
 }
 
 #[cfg(test)]
@@ -434,6 +483,73 @@ mod tests {
                 TargetTimeline::Latest
             ),
             "no restorable base backup of source \"main\" on the history of timeline 1 ends at or before target LSN 0/2000000 (pick a later target or another timeline; see logship list)"
+        );
+    }
+
+    #[test]
+    fn a_time_no_commit_follows_stops_after_the_newest_commit() {
+        let s = summary();
+        let xid = Some(4711);
+        let stop = |time: &str, s: &SourceSummary, xid: Option<u32>| {
+            let p = plan_for(s, RecoveryTarget::Time(ts(time))).unwrap();
+            recovery_stop(&p, s, xid)
+        };
+        // A commit follows: PostgreSQL stops before it by itself.
+        assert_eq!(
+            stop("2026-11-21T10:30:12.4Z", &s, xid),
+            RecoveryTarget::Time(ts("2026-11-21T10:30:12.4Z"))
+        );
+        // At the window's end nothing follows: stop right after the newest commit.
+        assert_eq!(
+            stop("2026-11-21T10:30:12.5Z", &s, xid),
+            RecoveryTarget::Xid(4711)
+        );
+        // Without its transaction, the time is left as it is.
+        assert_eq!(
+            stop("2026-11-21T10:30:12.5Z", &s, None),
+            RecoveryTarget::Time(ts("2026-11-21T10:30:12.5Z"))
+        );
+        // Other targets are PostgreSQL's own.
+        for target in [
+            RecoveryTarget::Latest,
+            RecoveryTarget::Lsn(lsn("0/8000000")),
+        ] {
+            let p = plan_for(&s, target).unwrap();
+            assert_eq!(recovery_stop(&p, &s, xid), target);
+        }
+    }
+
+    #[test]
+    fn a_time_with_no_commit_after_the_backup_stops_at_the_backups_end() {
+        let mut s = summary();
+        s.newest_commit = Some((lsn("0/5000080"), ts("2026-11-21T10:19:59Z")));
+        if let Some(window) = s.window.as_mut() {
+            window.end = ts("2026-11-21T10:20:00Z");
+        }
+        let p = plan_for(&s, RecoveryTarget::Time(ts("2026-11-21T10:20:00Z"))).unwrap();
+        assert_eq!(p.backup, s.backups[2]);
+        let stop = recovery_stop(&p, &s, Some(4711));
+        assert_eq!(stop, RecoveryTarget::Immediate);
+        // From the older backup, that commit follows the target.
+        let time = RecoveryTarget::Time(ts("2026-11-21T10:15:00Z"));
+        let older = plan_for(&s, time).unwrap();
+        assert_eq!(older.backup, s.backups[1]);
+        assert_eq!(recovery_stop(&older, &s, Some(4711)), time);
+        s.newest_commit = None;
+        assert_eq!(recovery_stop(&p, &s, None), RecoveryTarget::Immediate);
+    }
+
+    #[test]
+    fn the_newest_commit_speaks_for_the_windows_timeline_only() {
+        let (mut s, histories) = branched();
+        s.newest_commit = Some((lsn("0/8FFFF00"), ts("2026-11-21T10:30:12.5Z")));
+        let time = RecoveryTarget::Time(ts("2026-11-21T10:30:12.5Z"));
+        let on_1 = plan(&s, &histories, time, TargetTimeline::Id(tli(1))).unwrap();
+        assert_eq!(recovery_stop(&on_1, &s, Some(4711)), time);
+        let on_2 = plan(&s, &histories, time, TargetTimeline::Latest).unwrap();
+        assert_eq!(
+            recovery_stop(&on_2, &s, Some(4711)),
+            RecoveryTarget::Xid(4711)
         );
     }
 

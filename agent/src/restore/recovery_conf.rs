@@ -145,6 +145,8 @@ impl RecoverySettings {
         match self.target {
             RecoveryTarget::Time(time) => set("recovery_target_time", &pg_time(time)),
             RecoveryTarget::Lsn(lsn) => set("recovery_target_lsn", &lsn.to_string()),
+            RecoveryTarget::Xid(xid) => set("recovery_target_xid", &xid.to_string()),
+            RecoveryTarget::Immediate => set("recovery_target", "immediate"),
             RecoveryTarget::Latest => {}
         }
         set("recovery_target_timeline", &self.timeline.get().to_string());
@@ -241,6 +243,29 @@ mod tests {
             ("port = nope", None),
         ] {
             assert_eq!(port_setting(line), port, "{line}");
+        }
+    }
+
+    #[test]
+    fn stops_the_user_cannot_name_render_their_own_settings() {
+        let settings = |target| RecoverySettings {
+            restore_command: "x".to_owned(),
+            target,
+            timeline: TimelineId::FIRST,
+            action: TargetAction::Promote,
+            port: 5433,
+            origin: "test".to_owned(),
+        };
+        let xid = settings(RecoveryTarget::Xid(4711)).render();
+        assert!(xid.contains("\nrecovery_target_xid = '4711'\n"), "{xid}");
+        let immediate = settings(RecoveryTarget::Immediate).render();
+        assert!(
+            immediate.contains("\nrecovery_target = 'immediate'\n"),
+            "{immediate}"
+        );
+        for text in [xid, immediate] {
+            assert!(!text.contains("recovery_target_time ="), "{text}");
+            assert!(!text.contains("recovery_target_lsn ="), "{text}");
         }
     }
 }

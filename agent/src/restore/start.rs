@@ -28,6 +28,9 @@ const POLL: Duration = Duration::from_millis(500);
 /// How long a server that has not come up yet is given before its absence counts as a failure.
 const GRACE: Duration = Duration::from_secs(15);
 
+/// The postmaster's last log line, which ends the wait for a server that exited early.
+const SHUT_DOWN: &str = "database system is shut down";
+
 /// The state of recovery, one row.
 const STATE_SQL: &str = "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn(), \
      extract(epoch FROM pg_last_xact_replay_timestamp()), \
@@ -90,9 +93,12 @@ pub async fn start(restored: &Restored, action: TargetAction) -> Result<Reached,
     loop {
         tokio::time::sleep(POLL).await;
         if !pg.is_running().await.map_err(tool)? {
-            if seen_running || started.elapsed() > GRACE {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            // A server that exited before it was first seen says so in its log; one that has
+            // not come up yet has not.
+            if seen_running || started.elapsed() > GRACE || text.contains(SHUT_DOWN) {
                 return Err(StartError::Failed {
-                    reason: failure_reason(&std::fs::read_to_string(&log).unwrap_or_default()),
+                    reason: failure_reason(&text),
                     log: log.display().to_string(),
                 });
             }
