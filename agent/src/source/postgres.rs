@@ -126,6 +126,8 @@ impl PostgresSource {
                 Err(err) => Err(err),
             };
             self.metrics.set_connected(false);
+            // Whatever arrived before the connection broke is shipped while we reconnect.
+            archiver.flush();
             match attempt {
                 Ok(()) => return Ok(()),
                 Err(err) if err.is_permanent() => {
