@@ -1,8 +1,9 @@
 //! Acceptance: a restore that cannot reach its target says why in one exact line. Targets
 //! outside the restorable window and malformed times are refused before DIR is created; a
 //! damaged `backup_manifest` object is found before anything is unpacked; a damaged WAL
-//! object fails the restored server's recovery, and no server is left running on DIR; the
-//! window then ends before a damaged piece instead of `list` failing.
+//! object fails the restored server's recovery, no server is left running, and DIR is
+//! removed, its server log kept beside it; the window then ends before a damaged piece
+//! instead of `list` failing.
 
 use std::net::TcpStream;
 use std::path::Path;
@@ -46,10 +47,11 @@ fn assert_refused(out: &Output, code: i32, expected: &str, to: &Path) {
 }
 
 /// Asserts that `restore --latest --start` fails when recovery asks for WAL file `file`,
-/// whose object `key` is damaged for `reason`, and that no server is left running on `to`.
-/// The restored files stay, with the server log the error points to.
+/// whose object `key` is damaged for `reason`, that no server is left running on `to`, and
+/// that `to` is gone: only the server log the error points to is kept, beside it.
 fn assert_recovery_fails_on(store: &TestStore, to: &Path, file: &str, key: &str, reason: &str) {
     let port = free_port();
+    let kept_log = to.with_extension("logship-restore.log");
     let out = restore(
         store,
         to,
@@ -58,8 +60,9 @@ fn assert_recovery_fails_on(store: &TestStore, to: &Path, file: &str, key: &str,
     let expected = format!(
         "error: recovery failed: could not restore file \"{file}\" from archive: child process exited with exit code 255; \
          the restore_command said: object {key} is corrupt: {reason} (the archived copy is damaged; restore to a target before it, \
-         or recover the object from a replica of the store) (see the server log {}/logship-restore.log)",
-        to.display()
+         or recover the object from a replica of the store) (the restored directory was removed; \
+         the server log is {})",
+        kept_log.display()
     );
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(last_stderr_line(&out), expected);
@@ -69,7 +72,10 @@ fn assert_recovery_fails_on(store: &TestStore, to: &Path, file: &str, key: &str,
         to.display()
     );
     assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
-    assert!(to.join("logship-restore.log").is_file());
+    assert!(!to.exists(), "the failed restore left {}", to.display());
+    let log = std::fs::read_to_string(&kept_log).unwrap();
+    assert!(log.contains(&format!("\"{file}\"")), "{log}");
+    std::fs::remove_file(&kept_log).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -144,7 +150,6 @@ async fn refusals_name_the_cause_and_the_fix_exactly() {
         &reason,
     );
     opened.put(&wal_key, original).await.unwrap();
-    std::fs::remove_dir_all(&to).unwrap();
 
     // A damaged piece of the segment in progress: `--latest` fails on it the same way, and
     // the window now ends before it instead of `list` failing.
@@ -170,7 +175,6 @@ async fn refusals_name_the_cause_and_the_fix_exactly() {
         &piece_key,
         &reason,
     );
-    std::fs::remove_dir_all(&to).unwrap();
     let listed = logship(&["--store", &store.url(), "list", "--json"], &store.env());
     assert!(
         listed.status.success(),

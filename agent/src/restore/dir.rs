@@ -48,7 +48,7 @@ enum Origin {
 }
 
 /// A directory a restore is writing into.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct TargetDir {
     path: PathBuf,
     origin: Origin,

@@ -53,6 +53,19 @@ pub struct Restored {
     pub port: u16,
     /// The files unpacked.
     pub files: u64,
+    /// Every directory the restore wrote, data directory first: what [`Restored::discard`]
+    /// undoes.
+    pub dirs: Vec<TargetDir>,
+}
+
+impl Restored {
+    /// Undoes the restore, as a failure before this point would have: removes or empties
+    /// every directory it wrote, tablespaces first.
+    pub fn discard(&self) {
+        for dir in self.dirs.iter().rev() {
+            dir.discard();
+        }
+    }
 }
 
 /// A progress bar of bytes restored on a terminal's stderr; hidden otherwise.
@@ -159,6 +172,7 @@ pub async fn run(
             plan: plan.clone(),
             port,
             files,
+            dirs: prepared.clone(),
         })
     }
     .await;

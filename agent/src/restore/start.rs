@@ -39,14 +39,52 @@ const STATE_SQL: &str = "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn(), \
 /// Why the restored server did not reach the target.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("recovery failed: {reason} (see the server log {log})")]
-    Failed { reason: String, log: String },
+    #[error("recovery failed: {reason}")]
+    Failed { reason: String },
     #[error("cannot start the restored server: {reason}")]
     Tool { reason: String },
     #[error(
-        "cannot read the recovery state: the server answered {answer:?} (is this PostgreSQL 15 or later?)"
+        "cannot read the recovery state: the server answered {answer:?}, not as PostgreSQL 15 does"
     )]
     Answer { answer: String },
+}
+
+/// A supervised start that failed, and what it left behind.
+#[derive(Debug, thiserror::Error)]
+#[error("{cause} ({left})")]
+pub struct StartFailure {
+    /// Why the server did not reach the target.
+    pub cause: StartError,
+    /// What is left of the restore.
+    pub left: Leftover,
+}
+
+/// What a failed start leaves of the restore.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Leftover {
+    /// The restore was undone; the server log, if the server wrote one, was moved here.
+    Removed { log: Option<PathBuf> },
+    /// The restored directory was kept (its server could not be stopped, or its log could
+    /// not be moved out); the server log is this file in it.
+    Kept { log: PathBuf },
+}
+
+impl std::fmt::Display for Leftover {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Leftover::Removed { log: Some(log) } => write!(
+                f,
+                "the restored directory was removed; the server log is {}",
+                log.display()
+            ),
+            Leftover::Removed { log: None } => write!(f, "the restored directory was removed"),
+            Leftover::Kept { log } => write!(
+                f,
+                "the restored directory was kept; see the server log {}",
+                log.display()
+            ),
+        }
+    }
 }
 
 /// How the server was left.
@@ -76,30 +114,70 @@ pub struct Reached {
 }
 
 /// Starts the restored server and waits until recovery reaches the target.
-pub async fn start(restored: &Restored, action: TargetAction) -> Result<Reached, StartError> {
-    let tool = |err: anyhow::Error| StartError::Tool {
-        reason: crate::config::one_line(&format!("{err:#}")),
-    };
+///
+/// If recovery fails, or the server cannot be watched, the server is stopped, its log is
+/// moved out of the data directory, and the restore is undone: a failed restore leaves no
+/// data directory behind that looks like a recovered cluster.
+pub async fn start(restored: &Restored, action: TargetAction) -> Result<Reached, StartFailure> {
     let dir = &restored.dir;
-    let pg = LocalPostgres::existing(dir, restored.port, dir).map_err(tool)?;
     let log = dir.join(START_LOG);
+    let cause = match LocalPostgres::existing(dir, restored.port, dir) {
+        Err(err) => tool_error(err),
+        Ok(pg) => match watch(restored, action, &pg, &log).await {
+            Ok(reached) => return Ok(reached),
+            Err(cause) => {
+                if let Err(err) = stop_if_running(&pg).await {
+                    // Removing the directory under a running server would make things worse.
+                    tracing::error!(err = %format!("{err:#}"), "cannot stop the restored server");
+                    return Err(StartFailure {
+                        cause,
+                        left: Leftover::Kept { log },
+                    });
+                }
+                cause
+            }
+        },
+    };
+    let left = match keep_log(&log, dir) {
+        Ok(log) => {
+            restored.discard();
+            Leftover::Removed { log }
+        }
+        Err(()) => Leftover::Kept { log },
+    };
+    Err(StartFailure { cause, left })
+}
+
+fn tool_error(err: anyhow::Error) -> StartError {
+    StartError::Tool {
+        reason: crate::config::one_line(&format!("{err:#}")),
+    }
+}
+
+/// Runs the server and watches recovery until it reaches the target.
+async fn watch(
+    restored: &Restored,
+    action: TargetAction,
+    pg: &LocalPostgres,
+    log: &Path,
+) -> Result<Reached, StartError> {
+    let dir = &restored.dir;
     let mut settings = vec![("hot_standby", "on".to_owned())];
     if action == TargetAction::Shutdown {
         settings.push(("recovery_target_action", "pause".to_owned()));
     }
-    pg.spawn(&log, &settings).await.map_err(tool)?;
+    pg.spawn(log, &settings).await.map_err(tool_error)?;
     let started = Instant::now();
     let mut seen_running = false;
     loop {
         tokio::time::sleep(POLL).await;
-        if !pg.is_running().await.map_err(tool)? {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if !pg.is_running().await.map_err(tool_error)? {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
             // A server that exited before it was first seen says so in its log; one that has
             // not come up yet has not.
             if seen_running || started.elapsed() > GRACE || text.contains(SHUT_DOWN) {
                 return Err(StartError::Failed {
                     reason: failure_reason(&text),
-                    log: log.display().to_string(),
                 });
             }
             continue;
@@ -123,7 +201,7 @@ pub async fn start(restored: &Restored, action: TargetAction) -> Result<Reached,
         };
         let stop_command = match outcome {
             Outcome::ShutDown => {
-                pg.stop(true).await.map_err(tool)?;
+                pg.stop(true).await.map_err(tool_error)?;
                 None
             }
             Outcome::Promoted | Outcome::Paused => Some(pg.pg_ctl_command("stop")),
@@ -136,9 +214,34 @@ pub async fn start(restored: &Restored, action: TargetAction) -> Result<Reached,
             lsn: state.lsn,
             outcome,
             stop_command,
-            log,
+            log: log.to_path_buf(),
         });
     }
+}
+
+/// Stops the server at once if it runs: its recovery failed or cannot be watched.
+async fn stop_if_running(pg: &LocalPostgres) -> anyhow::Result<()> {
+    if pg.is_running().await? {
+        pg.stop(false).await?;
+    }
+    Ok(())
+}
+
+/// Moves the server log out of the data directory, to `DIR.logship-restore.log` beside it
+/// or else into the temp directory. `Ok(None)` when there is no log; `Err` when it could be
+/// put nowhere.
+fn keep_log(log: &Path, dir: &Path) -> Result<Option<PathBuf>, ()> {
+    if !log.exists() {
+        return Ok(None);
+    }
+    let mut beside = dir.as_os_str().to_owned();
+    beside.push(format!(".{START_LOG}"));
+    let temp = std::env::temp_dir().join(format!("{}-{START_LOG}", std::process::id()));
+    [PathBuf::from(beside), temp]
+        .into_iter()
+        .find(|to| std::fs::rename(log, to).is_ok() || std::fs::copy(log, to).is_ok())
+        .map(Some)
+        .ok_or(())
 }
 
 /// Recovery no longer fetches WAL once promoted: segments read ahead are only in the way.
