@@ -75,6 +75,9 @@ pub enum Command {
         /// How many segments to read ahead into pg_wal/logship-spool/ (0: none).
         #[arg(long, value_name = "N", default_value_t = crate::walfetch::DEFAULT_PREFETCH)]
         prefetch: usize,
+        /// Run as the spool's read-ahead worker, which requests start themselves.
+        #[arg(long = "read-ahead-worker", hide = true)]
+        read_ahead_worker: bool,
     },
     /// List the backups, the archived WAL with any gaps, and the restorable window.
     List {

@@ -149,7 +149,21 @@ pub async fn wal_fetch(
 ) -> anyhow::Result<Fetched> {
     let store = store::open(&config.store).await?;
     let source = pick_source(config, store.as_ref(), source).await?;
-    Ok(walfetch::wal_fetch_prefetching(store, &source, file, dest, prefetch).await?)
+    let launcher = walfetch::ahead::Launcher::this_process()
+        .context("cannot find the path of the logship executable for the read-ahead worker")?;
+    Ok(walfetch::wal_fetch_prefetching(store, &source, file, dest, prefetch, &launcher).await?)
+}
+
+/// `logship wal-fetch --read-ahead-worker`: fills the spool beside `dest`, then exits.
+pub async fn wal_fetch_worker(
+    config: &Config,
+    source: Option<&str>,
+    dest: &Path,
+    prefetch: usize,
+) -> anyhow::Result<()> {
+    let store = store::open(&config.store).await?;
+    let source = pick_source(config, store.as_ref(), source).await?;
+    Ok(walfetch::read_ahead(store, source, dest, prefetch).await?)
 }
 
 /// `logship list`: every source, or the one asked for.

@@ -52,10 +52,23 @@ fn main() -> ExitCode {
             }
         }
         Command::WalFetch {
+            dest,
+            source,
+            prefetch,
+            read_ahead_worker: true,
+            ..
+        } => match on_worker(&runtime, async move {
+            commands::wal_fetch_worker(&config, source.as_deref(), &dest, prefetch).await
+        }) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => fail(&err, 1),
+        },
+        Command::WalFetch {
             file,
             dest,
             source,
             prefetch,
+            read_ahead_worker: false,
         } => {
             let fetched = on_worker(&runtime, async move {
                 commands::wal_fetch(&config, source.as_deref(), &file, &dest, prefetch).await

@@ -1,18 +1,22 @@
-//! `wal-fetch` with read-ahead, as a restored server's `restore_command` runs it: a miss
-//! spools the next complete segments, later requests are served from the spool, and the
-//! spool never serves a segment replay has passed or one it could not verify.
+//! `wal-fetch` with read-ahead, run as a restored server's `restore_command` runs it: a
+//! request starts a detached read-ahead worker that spools the segments after the one asked
+//! for, later requests are served from the spool, and the spool never serves a segment
+//! replay has passed or one it could not verify.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Output;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use logship::store::Store;
 use logship::store::fs::FsStore;
-use logship::walfetch::spool::SPOOL_DIR;
-use logship::walfetch::{Fetched, wal_fetch_prefetching};
+use logship::walfetch::ahead;
+use logship::walfetch::spool::{SPOOL_DIR, Spool};
 use logship_protocol::archive::identity::SourceIdentity;
 use logship_protocol::archive::key::{ArchiveKey, SourceName};
 use logship_protocol::archive::object::{self, Codec};
 use logship_protocol::pg::{SegmentNo, TimelineId, WalSegSize, xlog_file_name};
+use logship_tests::agent::{last_stderr_line, logship};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -62,46 +66,104 @@ async fn store_with(segnos: &[u64]) -> (tempfile::TempDir, Arc<dyn Store>, Sourc
     (dir, store, source)
 }
 
-fn spooled(pg_wal: &Path) -> Vec<String> {
-    let mut names: Vec<String> = match std::fs::read_dir(pg_wal.join(SPOOL_DIR)) {
-        Ok(entries) => entries
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    names.sort();
-    names
+/// Runs `logship wal-fetch` for segment `segno` into `dest`, as the restore_command does.
+fn fetch(store_dir: &Path, segno: u64, dest: &Path, prefetch: usize) -> Output {
+    let url = format!("file://{}", store_dir.display());
+    logship(
+        &[
+            "--store",
+            &url,
+            "wal-fetch",
+            &name(segno),
+            &dest.display().to_string(),
+            "--prefetch",
+            &prefetch.to_string(),
+        ],
+        &[],
+    )
 }
 
-#[tokio::test]
-async fn a_miss_spools_the_next_segments_and_later_requests_are_served_from_disk() {
-    let (_store_dir, store, source) = store_with(&[3, 4, 5, 6, 7]).await;
+fn assert_found(out: &Output, dest: &Path, segno: u64) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(dest).unwrap(), content(segno));
+}
+
+/// The segments and the absence markers in the spool of `pg_wal`, sorted.
+fn spooled(pg_wal: &Path) -> (Vec<String>, Vec<String>) {
+    let mut segments = Vec::new();
+    let mut absent = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(pg_wal.join(SPOOL_DIR)) {
+        for entry in entries {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            if let Some(name) = name.strip_suffix(".absent") {
+                absent.push(name.to_owned());
+            } else if name.len() == 24 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                segments.push(name);
+            }
+        }
+    }
+    segments.sort();
+    absent.sort();
+    (segments, absent)
+}
+
+/// Waits until the spool of `pg_wal` holds exactly `segments` and `absent`.
+fn wait_spooled(pg_wal: &Path, segments: &[u64], absent: &[u64]) {
+    let expected = (
+        segments.iter().map(|&s| name(s)).collect::<Vec<_>>(),
+        absent.iter().map(|&s| name(s)).collect::<Vec<_>>(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = spooled(pg_wal);
+        if now == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the spool holds {now:?}, not {expected:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn data_dir() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let data = tempfile::tempdir().unwrap();
     let pg_wal = data.path().join("pg_wal");
     std::fs::create_dir(&pg_wal).unwrap();
     let dest = pg_wal.join("RECOVERYXLOG");
+    (data, pg_wal, dest)
+}
 
-    let fetch = |segno: u64| {
-        let (store, source, dest) = (store.clone(), source.clone(), dest.clone());
-        async move { wal_fetch_prefetching(store, &source, &name(segno), &dest, 3).await }
-    };
-    assert_eq!(fetch(3).await.unwrap(), Fetched::Found);
-    assert_eq!(std::fs::read(&dest).unwrap(), content(3));
-    assert_eq!(spooled(&pg_wal), [name(4), name(5), name(6)]);
+#[tokio::test]
+async fn the_worker_spools_ahead_of_replay_and_requests_are_served_from_disk() {
+    let (store_dir, store, source) = store_with(&[3, 4, 5, 6, 7]).await;
+    let (_data, pg_wal, dest) = data_dir();
 
-    // Served from the spool: the store no longer needs to hold it.
+    assert_found(&fetch(store_dir.path(), 3, &dest, 3), &dest, 3);
+    wait_spooled(&pg_wal, &[4, 5, 6], &[]);
+
+    // Served from the spool: the store no longer needs to hold it. The worker moves on.
     store.delete(&segment_key(&source, 4)).await.unwrap();
-    assert_eq!(fetch(4).await.unwrap(), Fetched::Found);
-    assert_eq!(std::fs::read(&dest).unwrap(), content(4));
-    // A hit fetches nothing new.
-    assert_eq!(spooled(&pg_wal), [name(5), name(6)]);
+    assert_found(&fetch(store_dir.path(), 4, &dest, 3), &dest, 4);
+    wait_spooled(&pg_wal, &[5, 6, 7], &[]);
 
     // Replay jumped ahead (say, to a new timeline's segments): what it passed is dropped,
-    // and a miss past the archive's end spools nothing.
-    assert_eq!(fetch(7).await.unwrap(), Fetched::Found);
-    assert_eq!(std::fs::read(&dest).unwrap(), content(7));
-    assert!(spooled(&pg_wal).is_empty());
-    assert_eq!(fetch(8).await.unwrap(), Fetched::NotInArchive);
+    // and past the archive's end the worker leaves a marker, so the request reads the store.
+    assert_found(&fetch(store_dir.path(), 7, &dest, 3), &dest, 7);
+    wait_spooled(&pg_wal, &[], &[8, 9, 10]);
+    let out = fetch(store_dir.path(), 8, &dest, 3);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test]
@@ -112,6 +174,7 @@ async fn only_verified_complete_segments_are_spooled() {
     let mut damaged = object::encode(&content(5), Codec::None);
     let middle = damaged.len() / 2;
     damaged[middle] ^= 1;
+    let reason = object::decode(&damaged).unwrap_err().to_string();
     store.put(&key5, damaged.into()).await.unwrap();
     let piece = ArchiveKey::Piece {
         tli: tli(),
@@ -125,39 +188,59 @@ async fn only_verified_complete_segments_are_spooled() {
         .await
         .unwrap();
 
-    let data = tempfile::tempdir().unwrap();
-    let dest = data.path().join("RECOVERYXLOG");
-    let fetch = |segno: u64| {
-        let (store, source, dest) = (store.clone(), source.clone(), dest.clone());
-        async move { wal_fetch_prefetching(store, &source, &name(segno), &dest, 8).await }
-    };
-    assert_eq!(fetch(3).await.unwrap(), Fetched::Found);
-    assert_eq!(spooled(data.path()), [name(4)]);
+    let (_data, pg_wal, dest) = data_dir();
+    assert_found(&fetch(store_dir.path(), 3, &dest, 4), &dest, 3);
+    wait_spooled(&pg_wal, &[4], &[5, 6, 7]);
+    assert_found(&fetch(store_dir.path(), 4, &dest, 4), &dest, 4);
 
-    assert_eq!(fetch(4).await.unwrap(), Fetched::Found);
     // The damaged segment is reported by the request for it, naming the object.
-    let err = fetch(5).await.unwrap_err();
-    assert!(
-        err.to_string()
-            .starts_with(&format!("object {key5} is corrupt: ")),
-        "{err}"
+    let out = fetch(store_dir.path(), 5, &dest, 4);
+    assert_eq!(out.status.code(), Some(255));
+    assert_eq!(
+        last_stderr_line(&out),
+        format!(
+            "error: object {key5} is corrupt: {reason} (the archived copy is damaged; restore to a target before it, or recover the object from a replica of the store)"
+        )
     );
     // The segment in progress is served from its pieces, padded with zeros.
-    assert_eq!(fetch(6).await.unwrap(), Fetched::Found);
+    let out = fetch(store_dir.path(), 6, &dest, 4);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let served = std::fs::read(&dest).unwrap();
     assert_eq!(served.len() as u64, MIB);
     assert!(served[..0x100].iter().all(|&b| b == 9) && served[0x100..].iter().all(|&b| b == 0));
-    drop(store_dir);
+}
+
+#[tokio::test]
+async fn the_worker_leaves_when_the_server_stops() {
+    let (store_dir, _store, _source) = store_with(&[3, 4, 5]).await;
+    let (data, pg_wal, dest) = data_dir();
+    // A server in recovery, as far as the worker can tell.
+    std::fs::write(data.path().join("postmaster.pid"), "1\n").unwrap();
+    std::fs::write(data.path().join("recovery.signal"), "").unwrap();
+    assert_found(&fetch(store_dir.path(), 3, &dest, 2), &dest, 3);
+    wait_spooled(&pg_wal, &[4, 5], &[]);
+    let spool = Spool::of_data_dir(data.path(), seg());
+    assert!(
+        ahead::is_running(&spool),
+        "the worker left while the server runs"
+    );
+
+    std::fs::remove_file(data.path().join("postmaster.pid")).unwrap();
+    assert!(
+        ahead::wait_stopped(&spool, Duration::from_secs(2)).await,
+        "the worker outlived the server"
+    );
 }
 
 #[tokio::test]
 async fn prefetch_zero_leaves_no_spool() {
-    let (_store_dir, store, source) = store_with(&[3, 4]).await;
-    let data = tempfile::tempdir().unwrap();
-    let dest = data.path().join("RECOVERYXLOG");
-    let fetched = wal_fetch_prefetching(store, &source, &name(3), &dest, 0)
-        .await
-        .unwrap();
-    assert_eq!(fetched, Fetched::Found);
-    assert!(!data.path().join(SPOOL_DIR).exists());
+    let (store_dir, _store, _source) = store_with(&[3, 4]).await;
+    let (_data, pg_wal, dest) = data_dir();
+    assert_found(&fetch(store_dir.path(), 3, &dest, 0), &dest, 3);
+    assert!(!pg_wal.join(SPOOL_DIR).exists());
 }

@@ -11,12 +11,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
+use logship_protocol::archive::backup::BackupMeta;
 use logship_protocol::pg::Lsn;
 
 use crate::localpg::LocalPostgres;
 use crate::restore::execute::Restored;
 use crate::restore::plan::RecoveryTarget;
 use crate::restore::recovery_conf::TargetAction;
+use crate::walfetch::ahead;
 use crate::walfetch::spool::Spool;
 
 /// The server log of the supervised start, inside the data directory.
@@ -27,6 +29,9 @@ const POLL: Duration = Duration::from_millis(500);
 
 /// How long a server that has not come up yet is given before its absence counts as a failure.
 const GRACE: Duration = Duration::from_secs(15);
+
+/// How long the read-ahead worker is given to leave after the server stopped or promoted.
+const WORKER_EXIT: Duration = Duration::from_secs(10);
 
 /// The postmaster's last log line, which ends the wait for a server that exited early.
 const SHUT_DOWN: &str = "database system is shut down";
@@ -138,6 +143,15 @@ pub async fn start(restored: &Restored, action: TargetAction) -> Result<Reached,
             }
         },
     };
+    // The read-ahead worker leaves with the server; nothing may write into DIR any more.
+    let spool = Spool::of_data_dir(dir, restored.plan.backup.wal_segment_size);
+    if !ahead::wait_stopped(&spool, WORKER_EXIT).await {
+        tracing::error!(dir = %spool.dir().display(), "the read-ahead worker is still running");
+        return Err(StartFailure {
+            cause,
+            left: Leftover::Kept { log },
+        });
+    }
     let left = match keep_log(&log, dir) {
         Ok(log) => {
             restored.discard();
@@ -207,7 +221,7 @@ async fn watch(
             Outcome::Promoted | Outcome::Paused => Some(pg.pg_ctl_command("stop")),
         };
         if outcome == Outcome::Promoted {
-            remove_spool(dir, &restored.plan.backup);
+            remove_spool(dir, &restored.plan.backup).await;
         }
         return Ok(Reached {
             time: state.time,
@@ -245,11 +259,13 @@ fn keep_log(log: &Path, dir: &Path) -> Result<Option<PathBuf>, ()> {
 }
 
 /// Recovery no longer fetches WAL once promoted: segments read ahead are only in the way.
-fn remove_spool(dir: &Path, backup: &logship_protocol::archive::backup::BackupMeta) {
-    let spool = Spool::beside(
-        &dir.join("pg_wal").join("RECOVERYXLOG"),
-        backup.wal_segment_size,
-    );
+/// The read-ahead worker leaves once the server is out of recovery.
+async fn remove_spool(dir: &Path, backup: &BackupMeta) {
+    let spool = Spool::of_data_dir(dir, backup.wal_segment_size);
+    if !ahead::wait_stopped(&spool, WORKER_EXIT).await {
+        tracing::warn!(dir = %spool.dir().display(), "the read-ahead worker is still running; remove the spool by hand");
+        return;
+    }
     if let Err(err) = spool.remove() {
         tracing::warn!(dir = %spool.dir().display(), %err, "cannot remove the prefetch spool; remove it by hand");
     }

@@ -4,11 +4,11 @@
 //! rebuilt from its pieces and padded with zeros to the segment size (zeros are
 //! where PostgreSQL's replay sees the end of WAL).
 //!
-//! With prefetching, a request that misses the [`spool`] fetches the next complete
-//! segments in parallel with the requested one and spools them before exiting, so that the
-//! following requests are served from local disk and replay is not bound by the store's
-//! latency. The process cannot leave work running behind it, so it waits for those fetches,
-//! within [`PREFETCH_BUDGET`].
+//! With prefetching, requests are served from the [`spool`], which a detached
+//! [read-ahead worker](ahead) keeps filled with the segments that follow the one asked for
+//! last, so that replay is not bound by the store's latency. A request the spool cannot
+//! serve waits for the worker to spool it, or reads the store itself when the worker
+//! could not (a segment still in pieces, a damaged object: the request reports those).
 
 use std::future::Future;
 use std::io::Write;
@@ -27,19 +27,21 @@ use logship_protocol::pg::{SegmentNo, TimelineId, WalSegSize};
 use crate::identity::{IdentityError, read_identity};
 use crate::store::{Store, StoreError};
 
+pub mod ahead;
 pub mod spool;
 
+use ahead::Launcher;
 use spool::Spool;
 
 /// How many segments `wal-fetch` reads ahead unless told otherwise.
 pub const DEFAULT_PREFETCH: usize = 8;
 
-/// Segments fetched ahead at the same time (memory: about 32 MiB each).
-const PREFETCH_PARALLEL: usize = 2;
+/// How long a request waits for the read-ahead worker to spool its segment before it
+/// reads the store itself.
+const SPOOL_WAIT: Duration = Duration::from_secs(60);
 
-/// How long a request waits, after its own segment is written, for the segments fetched
-/// ahead; whatever is not spooled by then is fetched again when it is asked for.
-pub const PREFETCH_BUDGET: Duration = Duration::from_secs(15);
+/// How often a waiting request looks into the spool.
+const SPOOL_POLL: Duration = Duration::from_millis(5);
 
 /// How often a store operation that failed transiently is tried in all.
 const ATTEMPTS: u32 = 4;
@@ -102,13 +104,15 @@ pub async fn wal_fetch(
 }
 
 /// Fetches `file` into `dest` like [`wal_fetch`], serving complete segments from the spool
-/// beside `dest` and, on a miss, spooling the `prefetch` segments that follow.
+/// beside `dest` and keeping a read-ahead worker (started with `launcher`) filling it with
+/// the `prefetch` segments that follow.
 pub async fn wal_fetch_prefetching(
     store: Arc<dyn Store>,
     source: &SourceName,
     file: &str,
     dest: &Path,
     prefetch: usize,
+    launcher: &Launcher,
 ) -> Result<Fetched, FetchError> {
     let seg = source_segment_size(store.as_ref(), source).await?;
     let Ok(name) = WalFileName::parse(file, seg) else {
@@ -127,66 +131,76 @@ pub async fn wal_fetch_prefetching(
         reason: err.to_string(),
     };
     spool.prepare(segno).map_err(spool_err)?;
+    let next = segno
+        .as_u64()
+        .checked_add(1)
+        .map(|next| logship_protocol::pg::xlog_file_name(tli, SegmentNo::new(next), seg));
     if spool.take(file, dest).map_err(spool_err)? {
         tracing::debug!(file, "served from the prefetch spool");
+        if let Some(next) = &next {
+            ask_for(&spool, next, launcher);
+        }
         return Ok(Fetched::Found);
     }
-    // A few at a time: each holds a segment decoded and compressed in memory.
-    let permits = Arc::new(tokio::sync::Semaphore::new(PREFETCH_PARALLEL));
-    let mut ahead = tokio::task::JoinSet::new();
-    for next in (1..=prefetch as u64).filter_map(|k| segno.as_u64().checked_add(k)) {
-        let next = SegmentNo::new(next);
-        let next_name = logship_protocol::pg::xlog_file_name(tli, next, seg);
-        if spool.contains(&next_name) {
-            continue;
+    let mut worker = ask_for(&spool, file, launcher);
+    let waited = tokio::time::timeout(SPOOL_WAIT, async {
+        loop {
+            if spool.take(file, dest)? {
+                return Ok(true);
+            }
+            if spool.take_absent(file)? || !worker.running(&spool) {
+                // One last look: the worker may have spooled it as it exited.
+                return spool.take(file, dest);
+            }
+            tokio::time::sleep(SPOOL_POLL).await;
         }
-        let key = ArchiveKey::Segment { tli, segno: next }.format(source, seg);
-        let (store, spool) = (store.clone(), spool.clone());
-        let permits = permits.clone();
-        ahead.spawn(async move {
-            let Ok(_permit) = permits.acquire_owned().await else {
-                return;
-            };
-            spool_one(store.as_ref(), &spool, &key, &next_name).await;
-        });
-    }
-    let fetched = fetch_named(store.as_ref(), source, seg, name, dest).await?;
-    if fetched == Fetched::Found {
-        let waited = tokio::time::timeout(PREFETCH_BUDGET, async {
-            while ahead.join_next().await.is_some() {}
-        })
-        .await;
-        if waited.is_err() {
-            tracing::debug!(
-                left = ahead.len(),
-                "prefetch budget spent; the rest is fetched on request"
-            );
+    })
+    .await;
+    let taken = match waited {
+        Ok(taken) => taken.map_err(spool_err)?,
+        Err(_) => {
+            tracing::debug!(file, "the read-ahead worker is slow; reading the store");
+            false
         }
+    };
+    let fetched = if taken {
+        tracing::debug!(file, "served from the prefetch spool after a wait");
+        Fetched::Found
+    } else {
+        fetch_named(store.as_ref(), source, seg, name, dest).await?
+    };
+    if fetched == Fetched::Found
+        && let Some(next) = &next
+    {
+        ask_for(&spool, next, launcher);
     }
-    // Dropping the set aborts what is still running; its temp files are removed next time.
     Ok(fetched)
 }
 
-/// Fetches one segment ahead into the spool. Failures only cost the speed-up, so they are
-/// logged, not returned: the request for that segment fetches it again and reports them.
-async fn spool_one(store: &dyn Store, spool: &Spool, key: &str, name: &str) {
-    match read_object(store, key).await {
-        Ok(Some(content)) => {
-            let spool = spool.clone();
-            let name = name.to_owned();
-            let written =
-                tokio::task::spawn_blocking(move || spool.put(&name, &content).map(|()| name))
-                    .await;
-            match written {
-                Ok(Ok(name)) => tracing::debug!(file = name, "prefetched"),
-                Ok(Err(err)) => tracing::debug!(key, %err, "cannot spool a prefetched segment"),
-                Err(err) => tracing::debug!(key, %err, "the spool task failed"),
-            }
-        }
-        // Not archived (yet): replay may never get there, or it is still in pieces.
-        Ok(None) => {}
-        Err(err) => tracing::debug!(key, %err, "prefetch failed"),
+/// Runs the read-ahead worker of the spool beside `dest` (see [`ahead`]) until it has
+/// nothing left to do.
+pub async fn read_ahead(
+    store: Arc<dyn Store>,
+    source: SourceName,
+    dest: &Path,
+    prefetch: usize,
+) -> Result<(), FetchError> {
+    let seg = source_segment_size(store.as_ref(), &source).await?;
+    let dest = std::path::absolute(dest).map_err(|err| FetchError::Spool {
+        path: dest.display().to_string(),
+        reason: err.to_string(),
+    })?;
+    ahead::run(store, source, Spool::beside(&dest, seg), prefetch).await;
+    Ok(())
+}
+
+/// Records `name` as the first segment the spool should hold, and makes sure a worker
+/// runs. Failures only cost the speed-up, so they are logged, not returned.
+fn ask_for(spool: &Spool, name: &str, launcher: &Launcher) -> ahead::Started {
+    if let Err(err) = spool.set_want(name) {
+        tracing::debug!(%err, "cannot record the next segment in the spool");
     }
+    ahead::ensure_running(spool, launcher)
 }
 
 /// The segment size from the source's identity.

@@ -3,7 +3,10 @@
 //!
 //! A spool file is written under a temp name and renamed into place only after its
 //! object's CRCs were checked, so a file under a segment's own name is always whole and
-//! verified. PostgreSQL runs one `restore_command` at a time, so the spool has one writer.
+//! verified. Its one writer is the [read-ahead worker](super::ahead); the requests
+//! (PostgreSQL runs one `restore_command` at a time) take files out of it, say in
+//! [`WANT_FILE`] which segment comes next, and read [`ABSENT_SUFFIX`] markers, which the
+//! worker leaves for segments it could not spool.
 
 use std::io::{self, ErrorKind, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -17,6 +20,16 @@ pub const SPOOL_DIR: &str = "logship-spool";
 
 /// The suffix of spool files still being written; a crash or an exit may leave them behind.
 const TEMP_SUFFIX: &str = ".tmp";
+
+/// The suffix of a marker for a segment the worker could not spool: not archived as a
+/// complete segment, or unreadable. The request for it then reads the store itself.
+const ABSENT_SUFFIX: &str = ".absent";
+
+/// The file naming the first segment the spool should hold, written by each request.
+const WANT_FILE: &str = "want";
+
+/// The file the read-ahead worker holds locked while it runs.
+const LOCK_FILE: &str = "read-ahead.lock";
 
 /// Segments fetched ahead, one file per segment, named as PostgreSQL names it.
 #[derive(Debug, Clone)]
@@ -35,33 +48,94 @@ impl Spool {
         }
     }
 
+    /// The spool of the server whose data directory is `data`.
+    pub fn of_data_dir(data: &Path, seg: WalSegSize) -> Spool {
+        Spool {
+            dir: data.join("pg_wal").join(SPOOL_DIR),
+            seg,
+        }
+    }
+
     /// The spool directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    /// Creates the directory (mode 0700), removes files left half-written and every
-    /// segment before `requested`: replay has moved past them.
+    /// The WAL segment size.
+    pub fn segment_size(&self) -> WalSegSize {
+        self.seg
+    }
+
+    /// The data directory of the server the spool serves (the parent of `pg_wal`).
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.dir.parent().and_then(Path::parent)
+    }
+
+    /// The file the read-ahead worker holds locked while it runs.
+    pub fn lock_path(&self) -> PathBuf {
+        self.dir.join(LOCK_FILE)
+    }
+
+    /// Creates the directory (mode 0700) and drops every segment, and every marker, before
+    /// `requested`: replay has moved past them.
     pub fn prepare(&self, requested: SegmentNo) -> io::Result<()> {
         match std::fs::DirBuilder::new().mode(0o700).create(&self.dir) {
             Ok(()) => {}
             Err(err) if err.kind() == ErrorKind::AlreadyExists => {}
             Err(err) => return Err(err),
         }
+        self.remove_matching(|name| {
+            let name = name.strip_suffix(ABSENT_SUFFIX).unwrap_or(name);
+            matches!(
+                WalFileName::parse(name, self.seg),
+                Ok(WalFileName::Segment { segno, .. }) if segno < requested
+            )
+        })
+    }
+
+    /// Removes files left half-written by a worker that is gone; only the worker itself
+    /// calls this, while it holds the lock.
+    pub fn remove_temp_files(&self) -> io::Result<()> {
+        self.remove_matching(|name| name.ends_with(TEMP_SUFFIX))
+    }
+
+    fn remove_matching(&self, stale: impl Fn(&str) -> bool) -> io::Result<()> {
         for entry in std::fs::read_dir(&self.dir)? {
             let entry = entry?;
             let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            let stale = name.ends_with(TEMP_SUFFIX)
-                || matches!(
-                    WalFileName::parse(name, self.seg),
-                    Ok(WalFileName::Segment { segno, .. }) if segno < requested
-                );
-            if stale {
+            if name.to_str().is_some_and(&stale) {
                 remove_if_present(&entry.path())?;
             }
         }
         Ok(())
+    }
+
+    /// Records `name` as the first segment the spool should hold from now on.
+    pub fn set_want(&self, name: &str) -> io::Result<()> {
+        // Not a TEMP_SUFFIX name: the worker removes those.
+        let temp = self.dir.join(format!("{WANT_FILE}.new"));
+        std::fs::write(&temp, name)?;
+        std::fs::rename(&temp, self.dir.join(WANT_FILE))
+    }
+
+    /// The first segment the spool should hold, as last recorded; `None` before any.
+    pub fn want(&self) -> Option<WalFileName> {
+        let name = std::fs::read_to_string(self.dir.join(WANT_FILE)).ok()?;
+        WalFileName::parse(name.trim(), self.seg).ok()
+    }
+
+    /// Marks segment `name` as one the worker could not spool.
+    pub fn mark_absent(&self, name: &str) -> io::Result<()> {
+        std::fs::write(self.dir.join(format!("{name}{ABSENT_SUFFIX}")), b"")
+    }
+
+    /// Removes the marker of `name`; `true` if there was one.
+    pub fn take_absent(&self, name: &str) -> io::Result<bool> {
+        match std::fs::remove_file(self.dir.join(format!("{name}{ABSENT_SUFFIX}"))) {
+            Ok(()) => Ok(true),
+            Err(err) if err.kind() == ErrorKind::NotFound => Ok(false),
+            Err(err) => Err(err),
+        }
     }
 
     /// Whether segment file `name` is spooled.
@@ -165,7 +239,9 @@ mod tests {
         assert!(!spool.take(&name(5), &dest).unwrap());
         assert!(!spool.contains(&name(5)));
 
+        spool.mark_absent(&name(4)).unwrap();
         spool.prepare(SegmentNo::new(5)).unwrap();
+        spool.remove_temp_files().unwrap();
         let left: Vec<_> = std::fs::read_dir(spool.dir())
             .unwrap()
             .map(|e| e.unwrap().file_name())
@@ -173,5 +249,29 @@ mod tests {
         assert!(left.is_empty(), "{left:?}");
         spool.remove().unwrap();
         assert!(!spool.dir().exists());
+    }
+
+    #[test]
+    fn records_the_next_segment_and_absence_markers() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::of_data_dir(dir.path(), SEG);
+        assert_eq!(spool.data_dir(), Some(dir.path()));
+        std::fs::create_dir_all(spool.dir()).unwrap();
+        assert_eq!(spool.want(), None);
+        spool.set_want(&name(9)).unwrap();
+        assert_eq!(
+            spool.want(),
+            Some(WalFileName::Segment {
+                tli: TimelineId::new(1).unwrap(),
+                segno: SegmentNo::new(9)
+            })
+        );
+        // A worker's clean-up never removes what a request is writing.
+        spool.remove_temp_files().unwrap();
+        assert!(spool.want().is_some());
+        assert!(!spool.take_absent(&name(9)).unwrap());
+        spool.mark_absent(&name(9)).unwrap();
+        assert!(spool.take_absent(&name(9)).unwrap());
+        assert!(!spool.take_absent(&name(9)).unwrap());
     }
 }
