@@ -30,6 +30,14 @@ pub enum IdentityError {
         key: String,
         reason: String,
     },
+    #[error(
+        "identity object {key} in store {store} was written by a newer logship: {reason} (upgrade logship)"
+    )]
+    Newer {
+        store: String,
+        key: String,
+        reason: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -50,15 +58,19 @@ pub async fn read_identity(
         Err(err) if err.is_not_found() => return Ok(None),
         Err(err) => return Err(err.into()),
     };
-    let corrupt = |reason: String| IdentityError::Corrupt {
-        store: store.url().to_owned(),
-        key: key.clone(),
-        reason,
+    let unreadable = |reason: String, newer: bool| {
+        let (store, key) = (store.url().to_owned(), key.clone());
+        if newer {
+            IdentityError::Newer { store, key, reason }
+        } else {
+            IdentityError::Corrupt { store, key, reason }
+        }
     };
-    let content = object::decode(&stored).map_err(|e| corrupt(e.to_string()))?;
+    let content =
+        object::decode(&stored).map_err(|e| unreadable(e.to_string(), e.is_unsupported()))?;
     SourceIdentity::parse(&content)
         .map(Some)
-        .map_err(|e| corrupt(e.to_string()))
+        .map_err(|e| unreadable(e.to_string(), e.is_unsupported()))
 }
 
 /// Checks that `source` in the store belongs to `actual`. Returns false when
@@ -88,4 +100,92 @@ pub async fn record_identity(
 ) -> Result<(), StoreError> {
     let stored = object::encode(&identity.encode(), Codec::None);
     store.put(&identity_key(source), stored.into()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::fs::FsStore;
+
+    /// A store under a temp dir whose source `main` has `stored` as its identity object.
+    async fn store_holding(stored: Vec<u8>) -> (tempfile::TempDir, FsStore, SourceName) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::new(dir.path()).unwrap();
+        let source = SourceName::new("main").unwrap();
+        store
+            .put(&identity_key(&source), stored.into())
+            .await
+            .unwrap();
+        (dir, store, source)
+    }
+
+    fn postgres() -> SourceIdentity {
+        SourceIdentity::Postgres {
+            system_id: 7,
+            wal_seg_size: WalSegSize::DEFAULT,
+        }
+    }
+
+    /// Regression: the line carried the object decoder's fix ("archive it again from the
+    /// source") before this one.
+    #[tokio::test]
+    async fn a_corrupt_identity_gives_one_fix() {
+        let mut stored = object::encode(&postgres().encode(), Codec::None);
+        let last = stored.len() - 1;
+        stored[last] ^= 1;
+        let expected_crc = crc32fast::hash(&postgres().encode());
+        let actual_crc = crc32fast::hash(&stored[object::HEADER_LEN..]);
+        let (_dir, store, source) = store_holding(stored).await;
+        let err = read_identity(&store, &source).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "identity object main/identity in store {} is unreadable: object payload \
+                 checksum mismatch: expected {expected_crc:08X}, computed {actual_crc:08X} \
+                 (restore it from a copy, or move the source's prefix aside)",
+                store.url()
+            )
+        );
+
+        let stored = object::encode(b"kind=postgres\n", Codec::None);
+        let (_dir, store, source) = store_holding(stored).await;
+        let err = read_identity(&store, &source).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "identity object main/identity in store {} is unreadable: identity lacks key \
+                 \"system_identifier\" (restore it from a copy, or move the source's prefix aside)",
+                store.url()
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn an_identity_from_a_newer_logship_asks_for_an_upgrade() {
+        let stored = object::encode(b"kind=mysql\nserver_uuid=x\n", Codec::None);
+        let (_dir, store, source) = store_holding(stored).await;
+        let err = read_identity(&store, &source).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "identity object main/identity in store {} was written by a newer logship: \
+                 identity has unknown kind \"mysql\" (upgrade logship)",
+                store.url()
+            )
+        );
+
+        let mut stored = object::encode(&postgres().encode(), Codec::None);
+        stored[8] = 2;
+        let (_dir, store, source) = store_holding(stored).await;
+        let err = read_identity(&store, &source).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "identity object main/identity in store {} was written by a newer logship: \
+                 object format version 2 is not supported: this logship reads version 1 \
+                 (upgrade logship)",
+                store.url()
+            )
+        );
+    }
 }

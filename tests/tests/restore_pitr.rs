@@ -8,6 +8,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use logship_protocol::archive::key::{ArchiveKey, SourceName};
+use logship_protocol::archive::object;
 use logship_protocol::pg::{Lsn, WalSegSize};
 use logship_tests::agent::last_stderr_line;
 use logship_tests::archive::TestStore;
@@ -162,19 +163,26 @@ async fn failures_name_the_cause_and_leave_no_restored_directory() {
         })
         .collect();
     assert!(!chunks.is_empty());
+    let mut first = None;
     for key in &chunks {
         let mut stored = store.get(key).await.unwrap().to_vec();
         let middle = stored.len() / 2;
         stored[middle] ^= 1;
+        if key.ends_with("/tar/00000000/00000000") {
+            let reason = object::decode(&stored).unwrap_err().to_string();
+            first = Some((key.clone(), reason));
+        }
         store.put(key, stored.into()).await.unwrap();
     }
+    // The data directory's first chunk fails first, with the restore's fix only.
+    let (key, reason) = first.unwrap();
     let out = s.restore(&to, &["--latest"]);
     assert_eq!(out.status.code(), Some(1));
-    let line = last_stderr_line(&out);
-    assert!(line.starts_with("error: object default/backups/"), "{line}");
-    assert!(
-        line.contains("/tar/00000000/00000000 is corrupt: "),
-        "{line}"
+    assert_eq!(
+        last_stderr_line(&out),
+        format!(
+            "error: object {key} is corrupt: {reason} (the stored backup is damaged; pick a target another backup reaches, see logship list, or take a new backup)"
+        )
     );
     assert!(!to.exists(), "a failed restore left {}", to.display());
 

@@ -167,7 +167,16 @@ impl StoredChunk {
             key: self.key.clone(),
             reason,
         };
-        let content = object::decode(&self.stored).map_err(|err| corrupt(err.to_string()))?;
+        let content = object::decode(&self.stored).map_err(|err| {
+            if err.is_unsupported() {
+                RestoreError::NewerObject {
+                    key: self.key.clone(),
+                    reason: err.to_string(),
+                }
+            } else {
+                corrupt(err.to_string())
+            }
+        })?;
         let crc = crc32fast::hash(&content);
         match self.expected_crc {
             Some(expected) if expected == crc => Ok(content),
@@ -296,10 +305,77 @@ impl RestoreError {
     pub(crate) fn from_fetch(err: FetchError) -> RestoreError {
         match err {
             FetchError::Corrupt { key, reason } => RestoreError::CorruptObject { key, reason },
+            FetchError::Newer { key, reason } => RestoreError::NewerObject { key, reason },
             FetchError::Store(err) => RestoreError::Store(err),
             other => RestoreError::Task {
                 reason: other.to_string(),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use logship_protocol::archive::object::Codec;
+
+    const KEY: &str = "main/backups/000000010000000003000028/tar/00000000/00000000";
+
+    fn chunk(stored: Vec<u8>, expected_crc: Option<u32>) -> StoredChunk {
+        StoredChunk {
+            key: KEY.to_owned(),
+            stored: stored.into(),
+            expected_crc,
+        }
+    }
+
+    /// Regression: the line carried the object decoder's fix ("archive it again from the
+    /// source") before the restore's own.
+    #[test]
+    fn a_corrupt_chunk_gives_one_fix() {
+        let content = b"tar bytes".to_vec();
+        let crc = crc32fast::hash(&content);
+        let mut stored = object::encode(&content, Codec::None);
+        assert_eq!(chunk(stored.clone(), Some(crc)).decode().unwrap(), content);
+
+        let last = stored.len() - 1;
+        stored[last] ^= 1;
+        let damaged = crc32fast::hash(&stored[object::HEADER_LEN..]);
+        assert_eq!(
+            chunk(stored, Some(crc)).decode().unwrap_err().to_string(),
+            format!(
+                "object {KEY} is corrupt: object payload checksum mismatch: expected {crc:08X}, \
+                 computed {damaged:08X} (the stored backup is damaged; pick a target another \
+                 backup reaches, see logship list, or take a new backup)"
+            )
+        );
+
+        let stored = object::encode(&content, Codec::None);
+        assert_eq!(
+            chunk(stored, Some(!crc)).decode().unwrap_err().to_string(),
+            format!(
+                "object {KEY} is corrupt: its content has CRC-32 {crc:08X} but the backup meta \
+                 records {:08X} (the stored backup is damaged; pick a target another backup \
+                 reaches, see logship list, or take a new backup)",
+                !crc
+            )
+        );
+    }
+
+    #[test]
+    fn a_chunk_from_a_newer_logship_asks_for_an_upgrade() {
+        let content = b"tar bytes".to_vec();
+        let mut stored = object::encode(&content, Codec::None);
+        stored[8] = 2;
+        assert_eq!(
+            chunk(stored, Some(crc32fast::hash(&content)))
+                .decode()
+                .unwrap_err()
+                .to_string(),
+            format!(
+                "object {KEY} was written by a newer logship: object format version 2 is not \
+                 supported: this logship reads version 1 (upgrade logship to restore from it)"
+            )
+        );
     }
 }

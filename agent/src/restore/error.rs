@@ -28,6 +28,10 @@ pub enum RestoreError {
         "object {key} is corrupt: {reason} (the stored backup is damaged; pick a target another backup reaches, see logship list, or take a new backup)"
     )]
     CorruptObject { key: String, reason: String },
+    #[error(
+        "object {key} was written by a newer logship: {reason} (upgrade logship to restore from it)"
+    )]
+    NewerObject { key: String, reason: String },
     #[error("restoring {what} of backup {id}: {reason}")]
     Extract {
         what: String,

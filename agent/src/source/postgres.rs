@@ -55,7 +55,9 @@ pub enum SourceError {
         server: TimelineId,
         archived: TimelineId,
     },
-    #[error("cannot read the server's history file for timeline {tli}: {reason}")]
+    #[error(
+        "cannot read the server's history file for timeline {tli}: {reason} (check the timeline's .history file in the server's pg_wal)"
+    )]
     BadHistory { tli: TimelineId, reason: String },
     #[error(transparent)]
     Options(#[from] SourceOptionsError),

@@ -77,6 +77,12 @@ pub enum FetchError {
         "object {key} is corrupt: {reason} (the archived copy is damaged; restore to a target before it, or recover the object from a replica of the store)"
     )]
     Corrupt { key: String, reason: String },
+    #[error("object {key} was written by a newer logship: {reason} (upgrade logship)")]
+    Newer { key: String, reason: String },
+    #[error(
+        "object {key} disappeared while it was being read (run the fetch again: it was merged into a larger object meanwhile)"
+    )]
+    Vanished { key: String },
     #[error(
         "cannot write {path}: {reason} (check that the destination directory exists and is writable)"
     )]
@@ -135,22 +141,32 @@ pub async fn wal_fetch_prefetching(
         .as_u64()
         .checked_add(1)
         .map(|next| logship_protocol::pg::xlog_file_name(tli, SegmentNo::new(next), seg));
-    if spool.take(file, dest).map_err(spool_err)? {
-        tracing::debug!(file, "served from the prefetch spool");
-        if let Some(next) = &next {
-            ask_for(&spool, next, launcher);
+    // Moves the next segment into the worker's sights before the file leaves the spool,
+    // so that the worker never sees the file gone while it is still the one asked for.
+    let serve_from_spool = || -> std::io::Result<bool> {
+        if !spool.contains(file) {
+            return Ok(false);
         }
+        if let Some(next) = &next {
+            want(&spool, next);
+        }
+        spool.take(file, dest)
+    };
+    if serve_from_spool().map_err(spool_err)? {
+        tracing::debug!(file, "served from the prefetch spool");
+        ahead::ensure_running(&spool, launcher);
         return Ok(Fetched::Found);
     }
-    let mut worker = ask_for(&spool, file, launcher);
+    want(&spool, file);
+    let mut worker = ahead::ensure_running(&spool, launcher);
     let waited = tokio::time::timeout(SPOOL_WAIT, async {
         loop {
-            if spool.take(file, dest)? {
+            if serve_from_spool()? {
                 return Ok(true);
             }
             if spool.take_absent(file)? || !worker.running(&spool) {
                 // One last look: the worker may have spooled it as it exited.
-                return spool.take(file, dest);
+                return serve_from_spool();
             }
             tokio::time::sleep(SPOOL_POLL).await;
         }
@@ -163,16 +179,15 @@ pub async fn wal_fetch_prefetching(
             false
         }
     };
-    let fetched = if taken {
+    if taken {
         tracing::debug!(file, "served from the prefetch spool after a wait");
-        Fetched::Found
-    } else {
-        fetch_named(store.as_ref(), source, seg, name, dest).await?
-    };
+        return Ok(Fetched::Found);
+    }
+    let fetched = fetch_named(store.as_ref(), source, seg, name, dest).await?;
     if fetched == Fetched::Found
         && let Some(next) = &next
     {
-        ask_for(&spool, next, launcher);
+        want(&spool, next);
     }
     Ok(fetched)
 }
@@ -194,13 +209,12 @@ pub async fn read_ahead(
     Ok(())
 }
 
-/// Records `name` as the first segment the spool should hold, and makes sure a worker
-/// runs. Failures only cost the speed-up, so they are logged, not returned.
-fn ask_for(spool: &Spool, name: &str, launcher: &Launcher) -> ahead::Started {
+/// Records `name` as the first segment the spool should hold. A failure only costs the
+/// speed-up, so it is logged, not returned.
+fn want(spool: &Spool, name: &str) {
     if let Err(err) = spool.set_want(name) {
         tracing::debug!(%err, "cannot record the next segment in the spool");
     }
-    ahead::ensure_running(spool, launcher)
 }
 
 /// The segment size from the source's identity.
@@ -236,7 +250,9 @@ async fn fetch_named(
         WalFileName::History(tli) => {
             read_object(store, &ArchiveKey::History(tli).format(source, seg)).await?
         }
-        WalFileName::Segment { tli, segno } => read_segment(store, source, seg, tli, segno).await?,
+        WalFileName::Segment { tli, segno } => {
+            read_segment_again_if_merged(store, source, seg, tli, segno).await?
+        }
     };
     match content {
         Some(bytes) => {
@@ -244,6 +260,31 @@ async fn fetch_named(
             Ok(Fetched::Found)
         }
         None => Ok(Fetched::NotInArchive),
+    }
+}
+
+/// [`read_segment`], read again when a piece was merged away while it was being read (the
+/// archiver still runs); the merged object is there by the next listing.
+async fn read_segment_again_if_merged(
+    store: &dyn Store,
+    source: &SourceName,
+    seg: WalSegSize,
+    tli: TimelineId,
+    segno: SegmentNo,
+) -> Result<Option<Vec<u8>>, FetchError> {
+    let mut attempt = 1;
+    loop {
+        match read_segment(store, source, seg, tli, segno).await {
+            Err(FetchError::Vanished { key }) if attempt < ATTEMPTS => {
+                tracing::debug!(
+                    key,
+                    attempt,
+                    "a piece was merged while it was read; reading again"
+                );
+                attempt += 1;
+            }
+            other => return other,
+        }
     }
 }
 
@@ -285,12 +326,12 @@ pub async fn read_segment(
         .format(source, seg);
         // A piece that vanished between list and get was merged meanwhile: a
         // retry sees the merged one.
-        let content = read_object(store, &piece_key)
-            .await?
-            .ok_or_else(|| FetchError::Corrupt {
-                key: piece_key.clone(),
-                reason: "the piece disappeared while it was being read (retry the fetch)".into(),
-            })?;
+        let content =
+            read_object(store, &piece_key)
+                .await?
+                .ok_or_else(|| FetchError::Vanished {
+                    key: piece_key.clone(),
+                })?;
         if content.len() != range.len() as usize {
             return Err(FetchError::Corrupt {
                 key: piece_key,
@@ -326,12 +367,14 @@ pub async fn read_object(store: &dyn Store, key: &str) -> Result<Option<Vec<u8>>
     let Some(stored) = read_stored(store, key).await? else {
         return Ok(None);
     };
-    object::decode(&stored)
-        .map(Some)
-        .map_err(|err| FetchError::Corrupt {
-            key: key.to_owned(),
-            reason: err.to_string(),
-        })
+    object::decode(&stored).map(Some).map_err(|err| {
+        let (key, reason) = (key.to_owned(), err.to_string());
+        if err.is_unsupported() {
+            FetchError::Newer { key, reason }
+        } else {
+            FetchError::Corrupt { key, reason }
+        }
+    })
 }
 
 /// A failure that [`retrying`] retries when the store calls it transient.

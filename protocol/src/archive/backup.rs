@@ -45,7 +45,7 @@ impl fmt::Display for BackupId {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
     "invalid backup id \"{input}\": expected 24 upper-case hex digits, an 8-digit timeline \
-     above 0 and a 16-digit start LSN, such as 000000010000000003000028 (see `logship list`)"
+     above 0 and a 16-digit start LSN, such as 000000010000000003000028"
 )]
 pub struct BackupIdError {
     /// The rejected input.
@@ -164,28 +164,25 @@ pub struct ManifestMeta {
     pub crc: u32,
 }
 
-/// A `meta` object whose content is not a backup meta this version can use.
+/// A `meta` object whose content is not a backup meta this version can use. The texts state
+/// the cause only: the caller adds the object's key and the fix.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BackupMetaError {
     /// The content is not JSON, or lacks a field, or has a field of the wrong type.
-    #[error("backup meta is not valid: {reason} (the meta object is corrupt or not logship's)")]
+    #[error("backup meta is not valid: {reason}")]
     Invalid {
         /// What the JSON parser reported, with line and column.
         reason: String,
     },
     /// A `format` other than 1.
-    #[error(
-        "backup meta has format {format} but this logship reads format 1 \
-         (it was written by a newer logship; upgrade it)"
-    )]
+    #[error("backup meta has format {format} but this logship reads format 1")]
     UnsupportedFormat {
         /// The format found.
         format: String,
     },
     /// The id does not name the backup's own timeline and start LSN.
     #[error(
-        "backup meta of {id}: the id does not match timeline {timeline} and start LSN {start_lsn} \
-         (the meta object is corrupt)"
+        "backup meta of {id}: the id does not match timeline {timeline} and start LSN {start_lsn}"
     )]
     IdMismatch {
         /// The id found.
@@ -196,9 +193,7 @@ pub enum BackupMetaError {
         start_lsn: Lsn,
     },
     /// The backup claims to end before it starts.
-    #[error(
-        "backup meta of {id}: end LSN {end_lsn} is before the start LSN (the meta object is corrupt)"
-    )]
+    #[error("backup meta of {id}: end LSN {end_lsn} is before the start LSN")]
     EndBeforeStart {
         /// The backup.
         id: BackupId,
@@ -206,10 +201,7 @@ pub enum BackupMetaError {
         end_lsn: Lsn,
     },
     /// A tablespace whose chunk count and CRC list disagree.
-    #[error(
-        "backup meta of {id}: tablespace {oid} has {chunks} chunks but {crcs} chunk CRCs \
-         (the meta object is corrupt)"
-    )]
+    #[error("backup meta of {id}: tablespace {oid} has {chunks} chunks but {crcs} chunk CRCs")]
     ChunkCountMismatch {
         /// The backup.
         id: BackupId,
@@ -220,6 +212,13 @@ pub enum BackupMetaError {
         /// The number of CRCs found.
         crcs: usize,
     },
+}
+
+impl BackupMetaError {
+    /// Whether a newer logship wrote the meta: the fix is an upgrade, not a repair.
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, BackupMetaError::UnsupportedFormat { .. })
+    }
 }
 
 /// The JSON with `format` as its first field, as stored.
@@ -332,7 +331,7 @@ mod timeline_number {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<TimelineId, D::Error> {
         TimelineId::new(u32::deserialize(d)?)
-            .ok_or_else(|| de::Error::custom("timeline 0 does not exist (timelines start at 1)"))
+            .ok_or_else(|| de::Error::custom("timeline 0 does not exist: timelines start at 1"))
     }
 }
 
@@ -347,7 +346,13 @@ mod segment_size {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<WalSegSize, D::Error> {
-        WalSegSize::new(u64::deserialize(d)?).map_err(de::Error::custom)
+        // WalSegSizeError's fix is for a server's setting, not for a stored field.
+        WalSegSize::new(u64::deserialize(d)?).map_err(|err| {
+            de::Error::custom(format_args!(
+                "WAL segment size {} is not a power of two from 1 MiB to 1 GiB",
+                err.bytes
+            ))
+        })
     }
 }
 
@@ -525,13 +530,13 @@ mod tests {
                     format: format.into()
                 }
             );
+            assert!(err.is_unsupported());
         }
         assert_eq!(
             BackupMeta::from_json(&edited("\"format\": 1", "\"format\": 2"))
                 .unwrap_err()
                 .to_string(),
-            "backup meta has format 2 but this logship reads format 1 \
-             (it was written by a newer logship; upgrade it)"
+            "backup meta has format 2 but this logship reads format 1"
         );
     }
 
@@ -567,11 +572,26 @@ mod tests {
                 matches!(err, BackupMetaError::Invalid { .. }),
                 "{to}: {err}"
             );
+            assert!(!err.is_unsupported(), "{to}: {err}");
         }
-        assert!(matches!(
-            BackupMeta::from_json(b"[1]"),
-            Err(BackupMetaError::Invalid { .. })
-        ));
+        // Field errors state the cause only, like the rest: no fix meant for a server.
+        let text = |from: &str, to: &str| {
+            BackupMeta::from_json(&edited(from, to))
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            text(
+                "\"wal_segment_size\": 16777216",
+                "\"wal_segment_size\": 1000"
+            ),
+            "backup meta is not valid: WAL segment size 1000 is not a power of two from 1 MiB \
+             to 1 GiB"
+        );
+        assert_eq!(
+            text("\"timeline\": 1", "\"timeline\": 0"),
+            "backup meta is not valid: timeline 0 does not exist: timelines start at 1"
+        );
     }
 
     #[test]
@@ -584,7 +604,7 @@ mod tests {
             .unwrap_err()
             .to_string(),
             "backup meta of 000000020000000003000028: the id does not match timeline 1 and \
-             start LSN 0/3000028 (the meta object is corrupt)"
+             start LSN 0/3000028"
         );
         assert!(matches!(
             BackupMeta::from_json(&edited(
@@ -598,7 +618,7 @@ mod tests {
                 .unwrap_err()
                 .to_string(),
             "backup meta of 000000010000000003000028: tablespace 16390 has 2 chunks but 1 chunk \
-             CRCs (the meta object is corrupt)"
+             CRCs"
         );
     }
 

@@ -4,7 +4,6 @@
 use std::fmt;
 
 use crate::pg::WalSegSize;
-use crate::pg::segment::WalSegSizeError;
 
 /// The server behind a source, as recorded by the first write to its archive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,46 +17,45 @@ pub enum SourceIdentity {
     },
 }
 
-/// An identity object whose content cannot be read.
+/// An identity object whose content cannot be read. The texts state the cause only: the
+/// caller adds the object's key and the fix.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
     /// The content is not UTF-8 text.
-    #[error("identity is not UTF-8 text (the identity object is corrupt or not logship's)")]
+    #[error("identity is not UTF-8 text")]
     NotText,
     /// A line without `=`.
-    #[error("identity line \"{line}\" is not key=value (the identity object is corrupt)")]
+    #[error("identity line \"{line}\" is not key=value")]
     NotKeyValue {
         /// The offending line.
         line: String,
     },
     /// A key this version does not know for the kind of source.
-    #[error("identity has unknown key \"{key}\" (it was written by a newer logship; upgrade it)")]
+    #[error("identity has unknown key \"{key}\"")]
     UnknownKey {
         /// The unknown key.
         key: String,
     },
     /// A key given twice.
-    #[error("identity has key \"{key}\" twice (the identity object is corrupt)")]
+    #[error("identity has key \"{key}\" twice")]
     DuplicateKey {
         /// The repeated key.
         key: String,
     },
     /// A required key is absent.
-    #[error("identity lacks key \"{key}\" (the identity object is corrupt)")]
+    #[error("identity lacks key \"{key}\"")]
     MissingKey {
         /// The missing key.
         key: &'static str,
     },
     /// A source kind this version does not know.
-    #[error("identity has unknown kind \"{kind}\" (it was written by a newer logship; upgrade it)")]
+    #[error("identity has unknown kind \"{kind}\"")]
     UnknownKind {
         /// The unknown kind.
         kind: String,
     },
     /// A value that is not a decimal number.
-    #[error(
-        "identity key \"{key}\" has value \"{value}\", not a decimal number (the identity object is corrupt)"
-    )]
+    #[error("identity key \"{key}\" has value \"{value}\", not a decimal number")]
     NotANumber {
         /// The key.
         key: &'static str,
@@ -65,8 +63,24 @@ pub enum IdentityError {
         value: String,
     },
     /// A segment size PostgreSQL would not use.
-    #[error("identity key \"wal_segment_size\": {0}")]
-    SegSize(#[from] WalSegSizeError),
+    #[error(
+        "identity key \"wal_segment_size\" has value {bytes}, not a power of two from 1 MiB to 1 GiB"
+    )]
+    SegSize {
+        /// The rejected size in bytes.
+        bytes: u64,
+    },
+}
+
+impl IdentityError {
+    /// Whether a newer logship wrote the identity (a kind or key this one does not know):
+    /// the fix is an upgrade, not a repair.
+    pub fn is_unsupported(&self) -> bool {
+        matches!(
+            self,
+            IdentityError::UnknownKey { .. } | IdentityError::UnknownKind { .. }
+        )
+    }
 }
 
 const KIND: &str = "kind";
@@ -104,7 +118,8 @@ impl SourceIdentity {
         let identity = match kind {
             POSTGRES => SourceIdentity::Postgres {
                 system_id: fields.number(SYSTEM_ID)?,
-                wal_seg_size: WalSegSize::new(fields.number(WAL_SEG_SIZE)?)?,
+                wal_seg_size: WalSegSize::new(fields.number(WAL_SEG_SIZE)?)
+                    .map_err(|err| IdentityError::SegSize { bytes: err.bytes })?,
             },
             other => {
                 return Err(IdentityError::UnknownKind {
@@ -248,10 +263,56 @@ mod tests {
                 value: "+1".into()
             }
         );
-        assert!(matches!(
+        assert_eq!(
             parse("kind=postgres\nsystem_identifier=1\nwal_segment_size=1000\n"),
-            IdentityError::SegSize(_)
-        ));
+            IdentityError::SegSize { bytes: 1000 }
+        );
+    }
+
+    /// Regression: the texts carried a fix of their own, and the agent's line wrapping them
+    /// gave a second one.
+    #[test]
+    fn texts_state_the_cause_only() {
+        let parse = |s: &str| SourceIdentity::parse(s.as_bytes()).unwrap_err();
+        let cases = [
+            (IdentityError::NotText, "identity is not UTF-8 text", false),
+            (
+                parse("kind postgres\n"),
+                "identity line \"kind postgres\" is not key=value",
+                false,
+            ),
+            (
+                parse("kind=postgres\nsystem_identifier=1\nwal_segment_size=16777216\nport=1\n"),
+                "identity has unknown key \"port\"",
+                true,
+            ),
+            (
+                parse("kind=postgres\nkind=postgres\n"),
+                "identity has key \"kind\" twice",
+                false,
+            ),
+            (parse(""), "identity lacks key \"kind\"", false),
+            (
+                parse("kind=mysql\n"),
+                "identity has unknown kind \"mysql\"",
+                true,
+            ),
+            (
+                parse("kind=postgres\nsystem_identifier=x\nwal_segment_size=16777216\n"),
+                "identity key \"system_identifier\" has value \"x\", not a decimal number",
+                false,
+            ),
+            (
+                parse("kind=postgres\nsystem_identifier=1\nwal_segment_size=1000\n"),
+                "identity key \"wal_segment_size\" has value 1000, not a power of two from \
+                 1 MiB to 1 GiB",
+                false,
+            ),
+        ];
+        for (err, text, unsupported) in cases {
+            assert_eq!(err.to_string(), text);
+            assert_eq!(err.is_unsupported(), unsupported, "{err}");
+        }
     }
 
     proptest! {

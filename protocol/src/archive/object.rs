@@ -54,44 +54,33 @@ pub struct ObjectHeader {
     pub payload_crc: u32,
 }
 
-/// A stored object that fails verification; the caller adds the object's key.
+/// A stored object that fails verification. The texts state the cause only: the caller
+/// adds the object's key and the fix that fits what it was doing.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ObjectError {
     /// Fewer bytes than a header.
-    #[error(
-        "object is {len} bytes, shorter than the {HEADER_LEN}-byte header \
-         (it is truncated; archive it again from the source)"
-    )]
+    #[error("object is {len} bytes, shorter than the {HEADER_LEN}-byte header: it is truncated")]
     TooShort {
         /// The stored length.
         len: usize,
     },
     /// The first 8 bytes are not the magic.
-    #[error(
-        "not a logship object: it does not start with \"LOGSHIP\\0\" (another program wrote it)"
-    )]
+    #[error("not a logship object: it does not start with \"LOGSHIP\\0\"")]
     BadMagic,
     /// A format version this code cannot read.
-    #[error(
-        "object format version {version} is not supported (this logship reads version 1; upgrade it)"
-    )]
+    #[error("object format version {version} is not supported: this logship reads version 1")]
     UnsupportedVersion {
         /// The stored version.
         version: u16,
     },
     /// A codec byte this code does not know.
-    #[error(
-        "object codec {codec} is unknown (this logship knows 0 = none and 1 = lz4; upgrade it)"
-    )]
+    #[error("object codec {codec} is unknown: this logship knows 0 = none and 1 = lz4")]
     UnknownCodec {
         /// The stored codec byte.
         codec: u8,
     },
     /// The header's own CRC does not match.
-    #[error(
-        "object header checksum mismatch: stored {expected:08X}, computed {actual:08X} \
-         (the object is corrupt; archive it again from the source)"
-    )]
+    #[error("object header checksum mismatch: stored {expected:08X}, computed {actual:08X}")]
     HeaderChecksum {
         /// The CRC stored in the header.
         expected: u32,
@@ -100,8 +89,8 @@ pub enum ObjectError {
     },
     /// The payload is not as long as the header says.
     #[error(
-        "object payload is {actual} bytes but its header says {expected} \
-         (it is truncated or has trailing bytes; archive it again from the source)"
+        "object payload is {actual} bytes but its header says {expected}: it is truncated or \
+         has trailing bytes"
     )]
     PayloadLength {
         /// The payload length in the header.
@@ -110,10 +99,7 @@ pub enum ObjectError {
         actual: u64,
     },
     /// The stored payload's CRC does not match: checked before any byte is decoded.
-    #[error(
-        "object payload checksum mismatch: expected {expected:08X}, computed {actual:08X} \
-         (the object is corrupt; archive it again from the source)"
-    )]
+    #[error("object payload checksum mismatch: expected {expected:08X}, computed {actual:08X}")]
     PayloadChecksum {
         /// The CRC in the header.
         expected: u32,
@@ -121,18 +107,13 @@ pub enum ObjectError {
         actual: u32,
     },
     /// The payload cannot be decoded with its codec.
-    #[error(
-        "object payload does not decompress: {reason} (the object is corrupt; archive it again from the source)"
-    )]
+    #[error("object payload does not decompress: {reason}")]
     Decompress {
         /// The decoder's complaint.
         reason: String,
     },
     /// The decoded content is not as long as the header says.
-    #[error(
-        "object content is {actual} bytes but its header says {expected} \
-         (the object is corrupt; archive it again from the source)"
-    )]
+    #[error("object content is {actual} bytes but its header says {expected}")]
     ContentLength {
         /// The content length in the header.
         expected: u64,
@@ -140,16 +121,24 @@ pub enum ObjectError {
         actual: u64,
     },
     /// The decoded content's CRC does not match.
-    #[error(
-        "object content checksum mismatch: expected {expected:08X}, computed {actual:08X} \
-         (the object is corrupt; archive it again from the source)"
-    )]
+    #[error("object content checksum mismatch: expected {expected:08X}, computed {actual:08X}")]
     ContentChecksum {
         /// The CRC in the header.
         expected: u32,
         /// The CRC of the decoded content.
         actual: u32,
     },
+}
+
+impl ObjectError {
+    /// Whether the object is in a version or codec this logship does not read, as a newer
+    /// logship writes it: the fix is an upgrade, not a repair.
+    pub fn is_unsupported(&self) -> bool {
+        matches!(
+            self,
+            ObjectError::UnsupportedVersion { .. } | ObjectError::UnknownCodec { .. }
+        )
+    }
 }
 
 /// Frames `content` for storage: header, then the payload encoded with `codec`.
@@ -469,6 +458,83 @@ mod tests {
             decode(&stored),
             Err(ObjectError::Decompress { .. })
         ));
+    }
+
+    /// Regression: the texts used to carry a fix of their own ("archive it again from the
+    /// source"), so every caller's line ended in two conflicting ones.
+    #[test]
+    fn texts_state_the_cause_only() {
+        let cases = [
+            (
+                ObjectError::TooShort { len: 39 },
+                "object is 39 bytes, shorter than the 40-byte header: it is truncated",
+            ),
+            (
+                ObjectError::BadMagic,
+                "not a logship object: it does not start with \"LOGSHIP\\0\"",
+            ),
+            (
+                ObjectError::UnsupportedVersion { version: 2 },
+                "object format version 2 is not supported: this logship reads version 1",
+            ),
+            (
+                ObjectError::UnknownCodec { codec: 9 },
+                "object codec 9 is unknown: this logship knows 0 = none and 1 = lz4",
+            ),
+            (
+                ObjectError::HeaderChecksum {
+                    expected: 0x1234_ABCD,
+                    actual: 0x9988_7766,
+                },
+                "object header checksum mismatch: stored 1234ABCD, computed 99887766",
+            ),
+            (
+                ObjectError::PayloadLength {
+                    expected: 5,
+                    actual: 4,
+                },
+                "object payload is 4 bytes but its header says 5: it is truncated or has \
+                 trailing bytes",
+            ),
+            (
+                ObjectError::PayloadChecksum {
+                    expected: 0x1234_ABCD,
+                    actual: 0x9988_7766,
+                },
+                "object payload checksum mismatch: expected 1234ABCD, computed 99887766",
+            ),
+            (
+                ObjectError::Decompress {
+                    reason: "offset out of bounds".into(),
+                },
+                "object payload does not decompress: offset out of bounds",
+            ),
+            (
+                ObjectError::ContentLength {
+                    expected: 5,
+                    actual: 4,
+                },
+                "object content is 4 bytes but its header says 5",
+            ),
+            (
+                ObjectError::ContentChecksum {
+                    expected: 0x1234_ABCD,
+                    actual: 0x9988_7766,
+                },
+                "object content checksum mismatch: expected 1234ABCD, computed 99887766",
+            ),
+        ];
+        for (err, text) in &cases {
+            assert_eq!(err.to_string(), *text);
+        }
+        // Only a version or codec from a newer logship calls for an upgrade.
+        let unsupported = cases.map(|(err, _)| err.is_unsupported());
+        assert_eq!(
+            unsupported,
+            [
+                false, false, true, true, false, false, false, false, false, false
+            ]
+        );
     }
 
     proptest! {

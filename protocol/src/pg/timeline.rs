@@ -60,14 +60,12 @@ pub struct TimelineHistory {
     entries: Vec<HistoryEntry>,
 }
 
-/// A `.history` file PostgreSQL itself would refuse to read.
+/// A `.history` file PostgreSQL itself would refuse to read. The texts state the cause
+/// only: the caller knows where the file came from, and so what would fix it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum HistoryParseError {
     /// A line does not start with a timeline ID.
-    #[error(
-        "history file of timeline {history}, line {line}: expected a numeric timeline ID \
-         (the file is corrupt; fetch it again from the server)"
-    )]
+    #[error("history file of timeline {history}, line {line}: expected a numeric timeline ID")]
     BadTimeline {
         /// The timeline whose history was being read.
         history: TimelineId,
@@ -77,7 +75,7 @@ pub enum HistoryParseError {
     /// A line's second field is not an `X/Y` switchpoint.
     #[error(
         "history file of timeline {history}, line {line}: expected a switchpoint such as \
-         0/3000158 after the timeline ID (the file is corrupt; fetch it again from the server)"
+         0/3000158 after the timeline ID"
     )]
     BadSwitchpoint {
         /// The timeline whose history was being read.
@@ -88,7 +86,7 @@ pub enum HistoryParseError {
     /// Ancestor timeline IDs do not strictly increase.
     #[error(
         "history file of timeline {history}, line {line}: timeline IDs must increase from \
-         line to line (the file is corrupt; fetch it again from the server)"
+         line to line"
     )]
     NotIncreasing {
         /// The timeline whose history was being read.
@@ -99,7 +97,7 @@ pub enum HistoryParseError {
     /// An ancestor's ID is not below the timeline the history belongs to.
     #[error(
         "history file of timeline {history}, line {line}: ancestor timeline {ancestor} is not \
-         below {history} (is this the history file of another timeline?)"
+         below {history}"
     )]
     NotAncestor {
         /// The timeline whose history was being read.
@@ -294,6 +292,12 @@ mod tests {
                 line: 1,
                 ancestor: 9
             }
+        );
+        // The cause only: the caller knows whether the file came from the server or the store.
+        assert_eq!(
+            parse(b"1\tnope\n").to_string(),
+            "history file of timeline 9, line 1: expected a switchpoint such as 0/3000158 after \
+             the timeline ID"
         );
         assert!(matches!(
             parse(b"0\t0/1\n"),

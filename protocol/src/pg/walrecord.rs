@@ -125,13 +125,13 @@ impl WalRecord {
     }
 }
 
-/// WAL that cannot be decoded; each variant carries the position concerned.
+/// WAL that cannot be decoded; each variant carries the position concerned. The texts state
+/// the cause only: the caller knows where the WAL came from, and so what would fix it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum WalDecodeError {
     /// The reader was asked to start inside a page.
     #[error(
-        "cannot start reading WAL at {start}: the start must be the beginning of an 8 KiB page \
-         (start at the beginning of its segment)"
+        "cannot start reading WAL at {start}: the start must be the beginning of an 8 KiB page"
     )]
     StartNotPageAligned {
         /// The requested start.
@@ -139,8 +139,8 @@ pub enum WalDecodeError {
     },
     /// A page's `xlp_magic` is not PostgreSQL 15's.
     #[error(
-        "WAL page at {page} has magic {magic:#06X}, not PostgreSQL 15's 0xD110: logship reads \
-         only PostgreSQL 15 WAL, or the segment is corrupt (fetch it again)"
+        "WAL page at {page} has magic {magic:#06X}, not PostgreSQL 15's 0xD110: the segment \
+         is not PostgreSQL 15 WAL, or it is corrupt"
     )]
     BadMagic {
         /// The page.
@@ -149,9 +149,7 @@ pub enum WalDecodeError {
         magic: u16,
     },
     /// A page's `xlp_info` has unknown bits, or lacks the long header at a segment start.
-    #[error(
-        "WAL page at {page} has invalid flags {info:#06X}: the segment is corrupt (fetch it again)"
-    )]
+    #[error("WAL page at {page} has invalid flags {info:#06X}: the segment is corrupt")]
     BadPageFlags {
         /// The page.
         page: Lsn,
@@ -159,10 +157,7 @@ pub enum WalDecodeError {
         info: u16,
     },
     /// A long page header names a different segment size than the reader's.
-    #[error(
-        "WAL segment at {page} has {found}-byte segments, but the reader expects {expected}: \
-         set the source's WAL segment size to the server's wal_segment_size"
-    )]
+    #[error("WAL segment at {page} has {found}-byte segments, but the reader expects {expected}")]
     SegmentSizeMismatch {
         /// The segment's first page.
         page: Lsn,
@@ -185,7 +180,7 @@ pub enum WalDecodeError {
     /// A segment comes from a different database system than the earlier ones.
     #[error(
         "WAL segment at {page} belongs to database system {found}, not {expected}: WAL of two \
-         servers was mixed (keep each server in its own source)"
+         servers was mixed"
     )]
     SystemIdMismatch {
         /// The segment's first page.
@@ -198,7 +193,7 @@ pub enum WalDecodeError {
     /// A page that should continue a record does not say so.
     #[error(
         "WAL page at {page} should continue the record before it but has no \
-         XLP_FIRST_IS_CONTRECORD flag: the segment is corrupt (fetch it again)"
+         XLP_FIRST_IS_CONTRECORD flag: the segment is corrupt"
     )]
     MissingContinuation {
         /// The page.
@@ -207,7 +202,7 @@ pub enum WalDecodeError {
     /// A page continues a record by a different length than the record needs.
     #[error(
         "WAL page at {page} continues the record before it with {found} bytes, but {expected} \
-         are missing: the segment is corrupt (fetch it again)"
+         are missing: the segment is corrupt"
     )]
     ContinuationLength {
         /// The page.
@@ -220,16 +215,14 @@ pub enum WalDecodeError {
     /// A page continues a record although the previous one ended on the page before.
     #[error(
         "WAL page at {page} continues a record, but the previous record ended before it: \
-         the segment is corrupt (fetch it again)"
+         the segment is corrupt"
     )]
     UnexpectedContinuation {
         /// The page.
         page: Lsn,
     },
     /// `xl_tot_len` is too small or too large to be a record.
-    #[error(
-        "WAL record at {lsn} has invalid length {len}: the segment is corrupt (fetch it again)"
-    )]
+    #[error("WAL record at {lsn} has invalid length {len}: the segment is corrupt")]
     BadRecordLength {
         /// The record.
         lsn: Lsn,
@@ -238,8 +231,8 @@ pub enum WalDecodeError {
     },
     /// `xl_rmid` is not a PostgreSQL 15 resource manager.
     #[error(
-        "WAL record at {lsn} has unknown resource manager id {rmid}: logship reads only \
-         PostgreSQL 15 WAL, or the segment is corrupt (fetch it again)"
+        "WAL record at {lsn} has unknown resource manager id {rmid}: the segment is not \
+         PostgreSQL 15 WAL, or it is corrupt"
     )]
     UnknownResourceManager {
         /// The record.
@@ -250,7 +243,7 @@ pub enum WalDecodeError {
     /// `xl_prev` does not point at the previous record.
     #[error(
         "WAL record at {lsn} has prev-link {prev}, which is not the record before it: the \
-         segment is corrupt or from another timeline (fetch it again)"
+         segment is corrupt or from another timeline"
     )]
     BadPrevLink {
         /// The record.
@@ -261,7 +254,7 @@ pub enum WalDecodeError {
     /// The record's CRC-32C does not match its bytes.
     #[error(
         "WAL record at {lsn} fails its CRC check (stored {stored:08X}, computed {computed:08X}): \
-         the segment is corrupt (fetch it again)"
+         the segment is corrupt"
     )]
     Crc {
         /// The record.
@@ -272,10 +265,7 @@ pub enum WalDecodeError {
         computed: u32,
     },
     /// The block headers do not add up to the record's length.
-    #[error(
-        "WAL record at {lsn} has invalid block headers ({detail}): the segment is corrupt \
-         (fetch it again)"
-    )]
+    #[error("WAL record at {lsn} has invalid block headers ({detail}): the segment is corrupt")]
     BadBlockHeaders {
         /// The record.
         lsn: Lsn,

@@ -75,7 +75,7 @@ pub enum XactDecodeError {
     /// The main data ends before a field it announces.
     #[error(
         "transaction record at {lsn} is truncated: it needs more than its {len} bytes of main \
-         data (the segment is corrupt; fetch it again)"
+         data, so the segment is corrupt"
     )]
     Truncated {
         /// The record.
@@ -85,8 +85,8 @@ pub enum XactDecodeError {
     },
     /// A prepared commit or abort that does not name the prepared transaction.
     #[error(
-        "prepared-transaction record at {lsn} does not name the prepared xid (the segment is \
-         corrupt or not PostgreSQL 15 WAL)"
+        "prepared-transaction record at {lsn} does not name the prepared xid: the segment is \
+         corrupt or not PostgreSQL 15 WAL"
     )]
     MissingPreparedXid {
         /// The record.
@@ -290,7 +290,11 @@ mod tests {
                 len: 3
             }
         );
-        assert!(err.to_string().contains("0/1000028"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "transaction record at 0/1000028 is truncated: it needs more than its 3 bytes of \
+             main data, so the segment is corrupt"
+        );
         assert_eq!(xact_event(&record(0x00, 735, vec![1, 2, 3])), None);
 
         // A list count that runs past the end.
