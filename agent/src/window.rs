@@ -24,6 +24,10 @@
 //!   history, over at most [`MAX_COMMIT_SCAN_SEGMENTS`] segments. When that commit is older
 //!   than the window's start, or none is found, the window ends where it starts: the state
 //!   at the backup's end is the only one reachable by time.
+//! - **Last record**: the last complete record in durable WAL, found by the same search
+//!   (an incomplete record at the end is not one: replay cannot apply it). PostgreSQL stops
+//!   at an LSN only after a record starting at or after it, so an LSN target past this
+//!   record's start needs another stop (see [`crate::restore::plan::recovery_stop`]).
 //!
 //! WAL that fails to decode is treated as PostgreSQL's recovery treats it, as the end of
 //! valid WAL, and logged as a warning; so is a WAL object that fails its checksums, so that
@@ -35,6 +39,7 @@ use jiff::Timestamp;
 use logship_protocol::archive::backup::{BackupId, BackupMeta};
 use logship_protocol::archive::identity::SourceIdentity;
 use logship_protocol::archive::key::{self, ArchiveKey, SourceName};
+use logship_protocol::archive::object;
 use logship_protocol::pg::walrecord::WalRecordReader;
 use logship_protocol::pg::xact::{XactEvent, XactKind, xact_event};
 use logship_protocol::pg::{Lsn, SegmentNo, TimelineHistory, TimelineId, WalSegSize};
@@ -43,7 +48,7 @@ use crate::catalog::WalCatalog;
 use crate::identity::{IdentityError, read_identity};
 use crate::store::{Store, StoreError};
 use crate::timefmt;
-use crate::walfetch::{FetchError, read_object, read_segment};
+use crate::walfetch::{FetchError, read_segment, read_stored};
 
 /// How many segments the search for the newest commit reads before it gives up.
 pub const MAX_COMMIT_SCAN_SEGMENTS: usize = 64;
@@ -127,6 +132,18 @@ pub struct LoadedSource {
     /// The transaction of the newest durable commit (`summary.newest_commit`), which a
     /// recovery that must stop right after that commit targets.
     pub newest_commit_xid: Option<u32>,
+    /// The last complete record of the durable WAL along the newest timeline's history: no
+    /// archived record starts after it for a recovery to stop at.
+    pub last_record: Option<RecordSpan>,
+}
+
+/// Where one WAL record lies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordSpan {
+    /// Where it starts (PostgreSQL's `ReadRecPtr`).
+    pub start: Lsn,
+    /// Where the next record may start (`EndRecPtr`).
+    pub end: Lsn,
 }
 
 /// Why a source's summary could not be computed.
@@ -142,8 +159,52 @@ pub enum WindowError {
         "store {store} holds no archive for source {source_name:?} (check --source and the store URL)"
     )]
     NoArchive { store: String, source_name: String },
-    #[error("object {key} is unreadable: {reason}")]
-    Corrupt { key: String, reason: String },
+    #[error("object {key} is unreadable: {reason} (recover it from a replica of the store)")]
+    CorruptHistory { key: String, reason: String },
+    #[error(
+        "object {key} is unreadable: {reason} (recover it from a replica of the store, or delete it to drop that backup)"
+    )]
+    CorruptMeta { key: String, reason: String },
+    #[error("object {key} was written by a newer logship: {reason} (upgrade logship)")]
+    Newer { key: String, reason: String },
+    #[error("object {key} describes backup {found}, not {id} (move it to {found_key})")]
+    MisplacedMeta {
+        key: String,
+        id: BackupId,
+        found: BackupId,
+        found_key: String,
+    },
+}
+
+/// What a summary reads besides WAL, for the fix that a damaged object calls for.
+#[derive(Clone, Copy)]
+enum Held {
+    History,
+    Meta,
+}
+
+impl Held {
+    /// Why the object at `key` cannot be used; `unsupported` when a newer logship wrote it.
+    fn unreadable(self, key: &str, reason: String, unsupported: bool) -> WindowError {
+        let key = key.to_owned();
+        if unsupported {
+            return WindowError::Newer { key, reason };
+        }
+        match self {
+            Held::History => WindowError::CorruptHistory { key, reason },
+            Held::Meta => WindowError::CorruptMeta { key, reason },
+        }
+    }
+
+    /// Reads and verifies the object at `key`; `None` when it does not exist.
+    async fn read(self, store: &dyn Store, key: &str) -> Result<Option<Vec<u8>>, WindowError> {
+        let Some(stored) = read_stored(store, key).await? else {
+            return Ok(None);
+        };
+        object::decode(&stored)
+            .map(Some)
+            .map_err(|err| self.unreadable(key, err.to_string(), err.is_unsupported()))
+    }
 }
 
 /// Reads everything under `source` that a restore depends on, and summarizes it.
@@ -165,12 +226,12 @@ pub async fn load_source(
     let coverage = Coverage::from_catalog(&catalog, seg);
     let histories = load_histories(store, source, seg, &catalog).await?;
     let backups = load_backups(store, source, seg).await?;
-    let newest = match coverage.newest_timeline() {
+    let tail = match coverage.newest_timeline() {
         Some(newest) => {
             let path = timeline_path(histories.get(&newest), newest);
-            newest_commit(store, source, &coverage, &path).await?
+            wal_tail(store, source, &coverage, &path).await?
         }
-        None => None,
+        None => Tail::default(),
     };
     let summary = summarize(
         source.clone(),
@@ -179,12 +240,14 @@ pub async fn load_source(
         &coverage,
         &histories,
         backups,
-        newest.map(|(commit, time)| (commit.end_lsn, time)),
+        tail.newest_commit
+            .map(|(commit, time)| (commit.end_lsn, time)),
     );
     Ok(LoadedSource {
         summary,
         histories,
-        newest_commit_xid: newest.map(|(commit, _)| commit.xid),
+        newest_commit_xid: tail.newest_commit.map(|(commit, _)| commit.xid),
+        last_record: tail.last_record,
     })
 }
 
@@ -208,14 +271,11 @@ async fn load_histories(
     let mut histories = BTreeMap::new();
     for tli in catalog.timelines().filter(|&tli| catalog.has_history(tli)) {
         let key = ArchiveKey::History(tli).format(source, seg);
-        let Some(content) = read_object(store, &key).await? else {
+        let Some(content) = Held::History.read(store, &key).await? else {
             continue;
         };
-        let history =
-            TimelineHistory::parse(tli, &content).map_err(|err| WindowError::Corrupt {
-                key,
-                reason: err.to_string(),
-            })?;
+        let history = TimelineHistory::parse(tli, &content)
+            .map_err(|err| Held::History.unreadable(&key, err.to_string(), false))?;
         histories.insert(tli, history);
     }
     Ok(histories)
@@ -232,19 +292,19 @@ async fn load_backups(
             continue;
         };
         // Listed a moment ago: a meta gone now was pruned in between.
-        let Some(content) = read_object(store, &object.key).await? else {
+        let Some(content) = Held::Meta.read(store, &object.key).await? else {
             continue;
         };
-        let corrupt = |reason: String| WindowError::Corrupt {
-            key: object.key.clone(),
-            reason,
-        };
-        let meta = BackupMeta::from_json(&content).map_err(|err| corrupt(err.to_string()))?;
+        let meta = BackupMeta::from_json(&content).map_err(|err| {
+            Held::Meta.unreadable(&object.key, err.to_string(), err.is_unsupported())
+        })?;
         if meta.id != id {
-            return Err(corrupt(format!(
-                "it describes backup {}, not the {id} of its key (the meta object is misplaced; move it under its own id)",
-                meta.id
-            )));
+            return Err(WindowError::MisplacedMeta {
+                key: object.key,
+                id,
+                found: meta.id,
+                found_key: ArchiveKey::BackupMeta { id: meta.id }.format(source, seg),
+            });
         }
         backups.push(meta);
     }
@@ -437,16 +497,26 @@ fn summarize(
     }
 }
 
-/// The newest commit in durable WAL along `path`, searched backwards from its end, with
-/// its time. A damaged object ends the WAL that replay can read, as a record that fails to
-/// decode does: the search goes on before it.
-async fn newest_commit(
+/// What the end of the durable WAL along a timeline's history holds.
+#[derive(Debug, Default)]
+struct Tail {
+    /// The last complete record.
+    last_record: Option<RecordSpan>,
+    /// The newest commit, with its time.
+    newest_commit: Option<(XactEvent, Timestamp)>,
+}
+
+/// The last record and the newest commit in durable WAL along `path`, searched backwards
+/// from its end. A damaged object ends the WAL that replay can read, as a record that fails
+/// to decode does: the search goes on before it.
+async fn wal_tail(
     store: &dyn Store,
     source: &SourceName,
     coverage: &Coverage,
     path: &[PathStep],
-) -> Result<Option<(XactEvent, Timestamp)>, WindowError> {
+) -> Result<Tail, WindowError> {
     let seg = coverage.seg;
+    let mut tail = Tail::default();
     let mut budget = MAX_COMMIT_SCAN_SEGMENTS;
     for step in path.iter().rev() {
         let first = step.begin.segment_no(seg);
@@ -464,7 +534,7 @@ async fn newest_commit(
                 continue;
             }
             if budget == 0 {
-                return Ok(None);
+                return Ok(tail);
             }
             budget -= 1;
             let mut wal = match read_segment(store, source, seg, step.tli, segno).await {
@@ -474,7 +544,7 @@ async fn newest_commit(
                     continue;
                 }
                 Err(FetchError::Corrupt { key, reason }) => {
-                    tracing::warn!(%key, %reason, "archived WAL is damaged here; looking for the newest commit before it");
+                    tracing::warn!(%key, %reason, "archived WAL is damaged here, so the window ends before it (recover the object from a replica of the store)");
                     later = None;
                     continue;
                 }
@@ -486,31 +556,43 @@ async fn newest_commit(
                 .as_ref()
                 .filter(|(next, _)| *next == segno.next())
                 .map(|(_, bytes)| bytes.as_slice());
-            let start = segno.start_lsn(seg);
-            if let Some(commit) = last_commit(start, seg, &wal, next, step.end)
+            let found = segment_tail(segno.start_lsn(seg), seg, &wal, next, step.end);
+            // Searched backwards: the first record found is the last one.
+            tail.last_record = tail.last_record.or(found.record);
+            if let Some(commit) = found.commit
                 && let Some(time) = timefmt::from_pg(commit.xact_time)
             {
-                return Ok(Some((commit, time)));
+                tail.newest_commit = Some((commit, time));
+                return Ok(tail);
             }
             later = Some((segno, wal));
         }
     }
-    Ok(None)
+    Ok(tail)
 }
 
-/// The last commit starting in the segment at `start` (whose durable bytes are `wal`),
-/// ending at or before `until`. `next`, the following segment's bytes, is read only as far
-/// as needed to finish a record crossing into it.
-fn last_commit(
+/// The last record and the last commit starting in one segment.
+#[derive(Debug, Default)]
+struct Found {
+    record: Option<RecordSpan>,
+    commit: Option<XactEvent>,
+}
+
+/// The last record and the last commit starting in the segment at `start` (whose durable
+/// bytes are `wal`), each ending at or before `until`. `next`, the following segment's
+/// bytes, is read only as far as needed to finish a record crossing into it.
+fn segment_tail(
     start: Lsn,
     seg: WalSegSize,
     wal: &[u8],
     next: Option<&[u8]>,
     until: Option<Lsn>,
-) -> Option<XactEvent> {
-    let boundary = start.checked_add(seg.bytes())?;
+) -> Found {
+    let mut found = Found::default();
+    let Some(boundary) = start.checked_add(seg.bytes()) else {
+        return found;
+    };
     let mut reader = WalRecordReader::new(start, seg);
-    let mut found = None;
     reader.feed(wal);
     let mut done = drain(&mut reader, boundary, until, &mut found);
     for page in next.unwrap_or_default().chunks(WAL_PAGE) {
@@ -523,13 +605,13 @@ fn last_commit(
     found
 }
 
-/// Takes every record the reader has, keeping the last qualifying commit in `found`.
-/// Returns whether reading further cannot find another.
+/// Takes every record the reader has, keeping the last qualifying record and commit in
+/// `found`. Returns whether reading further cannot find another.
 fn drain(
     reader: &mut WalRecordReader,
     boundary: Lsn,
     until: Option<Lsn>,
-    found: &mut Option<XactEvent>,
+    found: &mut Found,
 ) -> bool {
     loop {
         match reader.next_record() {
@@ -537,16 +619,22 @@ fn drain(
                 if record.lsn >= boundary {
                     return true;
                 }
+                if until.is_some_and(|until| record.end_lsn > until) {
+                    continue;
+                }
+                found.record = Some(RecordSpan {
+                    start: record.lsn,
+                    end: record.end_lsn,
+                });
                 if let Some(event) = xact_event(&record)
                     && matches!(event.kind, XactKind::Commit | XactKind::CommitPrepared)
-                    && until.is_none_or(|until| event.end_lsn <= until)
                 {
-                    *found = Some(event);
+                    found.commit = Some(event);
                 }
             }
             Ok(None) => return reader.end_of_wal().is_some(),
             Err(err) => {
-                tracing::warn!(%err, "archived WAL stops being readable here; looking for the newest commit before it");
+                tracing::warn!(%err, "archived WAL stops being readable here, as it would for PostgreSQL's replay, so the window ends before it");
                 return true;
             }
         }
@@ -867,22 +955,48 @@ mod tests {
         assert!(loaded.histories.is_empty());
 
         let key = meta_key(&unfinished);
+        let refusal = || async { load_source(&store, &source).await.unwrap_err().to_string() };
         put(&store, &key, b"{\"format\": 1}").await;
-        let err = load_source(&store, &source).await.unwrap_err();
-        let text = err.to_string();
-        assert!(
-            text.starts_with(&format!(
-                "object {key} is unreadable: backup meta is not valid: "
-            )),
-            "{text}"
+        assert_eq!(
+            refusal().await,
+            format!(
+                "object {key} is unreadable: backup meta is not valid: missing field `id` (recover it from a replica of the store, or delete it to drop that backup)"
+            )
+        );
+
+        // Regression: a damaged meta object carried the decoder's fix ("archive it again
+        // from the source") and no fix of the listing's own.
+        let mut damaged = object::encode(&unfinished.to_json(), Codec::None);
+        let last = damaged.len() - 1;
+        damaged[last] ^= 1;
+        let (expected, actual) = (
+            crc32fast::hash(&unfinished.to_json()),
+            crc32fast::hash(&damaged[object::HEADER_LEN..]),
+        );
+        store.put(&key, damaged.into()).await.unwrap();
+        assert_eq!(
+            refusal().await,
+            format!(
+                "object {key} is unreadable: object payload checksum mismatch: expected {expected:08X}, computed {actual:08X} (recover it from a replica of the store, or delete it to drop that backup)"
+            )
+        );
+
+        // A meta from a newer logship.
+        put(&store, &key, b"{\"format\": 2}").await;
+        assert_eq!(
+            refusal().await,
+            format!(
+                "object {key} was written by a newer logship: backup meta has format 2 but this logship reads format 1 (upgrade logship)"
+            )
         );
 
         // A meta stored under another backup's id.
         put(&store, &key, &done.to_json()).await;
         assert_eq!(
-            load_source(&store, &source).await.unwrap_err().to_string(),
+            refusal().await,
             format!(
-                "object {key} is unreadable: it describes backup 000000010000000000300028, not the 000000010000000000500028 of its key (the meta object is misplaced; move it under its own id)"
+                "object {key} describes backup 000000010000000000300028, not 000000010000000000500028 (move it to {})",
+                meta_key(&done)
             )
         );
     }
@@ -918,12 +1032,26 @@ mod tests {
             &vec![0; MIB as usize],
         )
         .await;
-        let err = load_source(&store, &source).await.unwrap_err();
-        assert!(
-            err.to_string().starts_with(&format!(
-                "object {key} is unreadable: history file of timeline 2, line 1"
-            )),
-            "{err}"
+        let refusal = || async { load_source(&store, &source).await.unwrap_err().to_string() };
+        assert_eq!(
+            refusal().await,
+            format!(
+                "object {key} is unreadable: history file of timeline 2, line 1: expected a switchpoint such as 0/3000158 after the timeline ID (recover it from a replica of the store)"
+            )
+        );
+
+        let mut damaged = object::encode(b"1\t0/300000\tx\n", Codec::None);
+        damaged[object::HEADER_LEN] ^= 1;
+        let (expected, actual) = (
+            crc32fast::hash(b"1\t0/300000\tx\n"),
+            crc32fast::hash(&damaged[object::HEADER_LEN..]),
+        );
+        store.put(&key, damaged.into()).await.unwrap();
+        assert_eq!(
+            refusal().await,
+            format!(
+                "object {key} is unreadable: object payload checksum mismatch: expected {expected:08X}, computed {actual:08X} (recover it from a replica of the store)"
+            )
         );
     }
 }

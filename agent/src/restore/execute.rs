@@ -137,12 +137,12 @@ pub async fn run(
             .port
             .unwrap_or_else(|| recovery_conf::configured_port(&data));
         finish_dir(&data, meta, manifest.as_ref().map(|(raw, _)| raw.as_slice()))?;
-        let stop = plan::recovery_stop(&plan, &loaded.summary, loaded.newest_commit_xid);
+        let stop = plan::recovery_stop(&plan, &loaded);
         let origin = if stop == plan.target {
             format!("backup {}, {}", meta.id, plan.target)
         } else {
             format!(
-                "backup {}, {}, which no archived commit follows: stop at {stop}",
+                "backup {}, {}, where the archived WAL ends: stop at {stop}, the same state",
                 meta.id, plan.target
             )
         };

@@ -8,8 +8,8 @@
 //! `--latest`) among those on the target timeline's history whose WAL replays without a
 //! hole up to the timeline's archived end.
 //!
-//! [`recovery_stop`] then says what PostgreSQL is told: the target itself, unless it is a
-//! time that no archived commit follows (see there).
+//! [`recovery_stop`] then says what PostgreSQL is told: the target itself, unless the
+//! archived WAL ends before PostgreSQL would stop there (see there).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,7 +18,7 @@ use jiff::Timestamp;
 use logship_protocol::archive::backup::BackupMeta;
 use logship_protocol::pg::{Lsn, TimelineHistory, TimelineId};
 
-use crate::window::{SourceSummary, on_history};
+use crate::window::{LoadedSource, SourceSummary, on_history};
 
 /// Where recovery stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,37 +232,60 @@ pub fn plan(
     })
 }
 
-/// What PostgreSQL is told to stop at to reach `plan`'s target, given the transaction of
-/// the newest archived commit (`newest_commit_xid`; its end and time are the summary's).
+/// What PostgreSQL is told to stop at to reach `plan`'s target in the archive `loaded`
+/// describes: the target itself, unless the archived WAL ends before PostgreSQL would stop.
 ///
-/// PostgreSQL stops at a time only on reading the first commit after it, and fails with
-/// "recovery ended before configured recovery target was reached" when the WAL ends first.
-/// A time that no archived commit follows (the window's end, when the newest commit is the
-/// last thing archived) therefore becomes the newest commit's transaction, which recovery
-/// stops right after (an LSN target would too, but then PostgreSQL does not report that
-/// commit's time); with no commit after the backup's end at all, it becomes the end of the
-/// backup. Both reach the state the time names.
-pub fn recovery_stop(
-    plan: &RestorePlan,
-    summary: &SourceSummary,
-    newest_commit_xid: Option<u32>,
-) -> RecoveryTarget {
-    let RecoveryTarget::Time(time) = plan.target else {
-        return plan.target;
-    };
-    // The newest commit is searched along the window's timeline only.
+/// PostgreSQL stops at a time only on reading the first commit after it, and at an LSN only
+/// after applying the first record that starts at or after it (`recovery_target_inclusive`).
+/// When the archived WAL ends first, recovery fails with "recovery ended before configured
+/// recovery target was reached", although the state asked for is all archived. So:
+/// - A time that no archived commit follows (the window's end, when the newest commit is the
+///   last thing archived) becomes the newest commit's transaction, which recovery stops
+///   right after.
+/// - An LSN past the start of the last complete archived record becomes that record's
+///   start, and recovery stops right after applying it: every complete record that starts
+///   before the LSN is applied, and nothing after (a record the archive holds only in part
+///   cannot be applied by any recovery). When that record is the newest commit, its
+///   transaction is told instead: the same stop, and PostgreSQL then reports that commit's
+///   time, which it does not for a commit it stops at by LSN.
+/// - With no commit (for a time) or no record (for an LSN) after the backup's end, either
+///   becomes the end of the backup.
+///
+/// Each reaches the state the target names. The archive's end is searched along the window's
+/// timeline only, so a target on another timeline is left as it is.
+pub fn recovery_stop(plan: &RestorePlan, loaded: &LoadedSource) -> RecoveryTarget {
+    let summary = &loaded.summary;
     if summary.window.as_ref().map(|w| w.timeline) != Some(plan.timeline) {
         return plan.target;
     }
-    let Some((_, commit_time)) = summary
-        .newest_commit
-        .filter(|(end, _)| *end > plan.backup.end_lsn)
-    else {
-        return RecoveryTarget::Immediate;
-    };
-    match newest_commit_xid {
-        Some(xid) if time >= commit_time => RecoveryTarget::Xid(xid),
-        _ => plan.target,
+    let after_backup = |end: Lsn| end > plan.backup.end_lsn;
+    match plan.target {
+        RecoveryTarget::Time(time) => {
+            let Some((_, commit_time)) =
+                summary.newest_commit.filter(|(end, _)| after_backup(*end))
+            else {
+                return RecoveryTarget::Immediate;
+            };
+            match loaded.newest_commit_xid {
+                Some(xid) if time >= commit_time => RecoveryTarget::Xid(xid),
+                _ => plan.target,
+            }
+        }
+        RecoveryTarget::Lsn(lsn) => {
+            let Some(last) = loaded.last_record.filter(|last| lsn > last.start) else {
+                return plan.target;
+            };
+            if !after_backup(last.end) {
+                return RecoveryTarget::Immediate;
+            }
+            match (summary.newest_commit, loaded.newest_commit_xid) {
+                (Some((commit_end, _)), Some(xid)) if commit_end == last.end => {
+                    RecoveryTarget::Xid(xid)
+                }
+                _ => RecoveryTarget::Lsn(last.start),
+            }
+        }
+        RecoveryTarget::Latest | RecoveryTarget::Xid(_) | RecoveryTarget::Immediate => plan.target,
     }
 }
 
@@ -270,7 +293,7 @@ pub fn recovery_stop(
 mod tests {
     use super::*;
     use crate::testutil::{lsn, tli, ts};
-    use crate::window::{WalRange, Window};
+    use crate::window::{RecordSpan, WalRange, Window};
     use logship_protocol::archive::backup::{BackupId, CheckpointMode};
     use logship_protocol::archive::key::SourceName;
     use logship_protocol::pg::WalSegSize;
@@ -486,27 +509,58 @@ mod tests {
         );
     }
 
+    /// The newest commit of [`summary`], `[start, end)`.
+    const NEWEST_COMMIT: (&str, &str) = ("0/8FFFEC8", "0/8FFFF00");
+
+    /// What `load_source` returns with `summary`: the newest commit's transaction `xid` and
+    /// the last archived record `last`, `[start, end)`.
+    fn loaded(
+        summary: &SourceSummary,
+        xid: Option<u32>,
+        last: Option<(&str, &str)>,
+    ) -> LoadedSource {
+        LoadedSource {
+            summary: summary.clone(),
+            histories: no_histories(),
+            newest_commit_xid: xid,
+            last_record: last.map(|(start, end)| RecordSpan {
+                start: lsn(start),
+                end: lsn(end),
+            }),
+        }
+    }
+
+    /// Where recovery stops for `target`, with [`loaded`]'s archive.
+    fn stop_for(
+        summary: &SourceSummary,
+        target: RecoveryTarget,
+        xid: Option<u32>,
+        last: Option<(&str, &str)>,
+    ) -> RecoveryTarget {
+        let p = plan_for(summary, target).unwrap();
+        recovery_stop(&p, &loaded(summary, xid, last))
+    }
+
     #[test]
     fn a_time_no_commit_follows_stops_after_the_newest_commit() {
         let s = summary();
         let xid = Some(4711);
-        let stop = |time: &str, s: &SourceSummary, xid: Option<u32>| {
-            let p = plan_for(s, RecoveryTarget::Time(ts(time))).unwrap();
-            recovery_stop(&p, s, xid)
-        };
+        let last = Some(NEWEST_COMMIT);
+        let stop =
+            |time: &str, xid: Option<u32>| stop_for(&s, RecoveryTarget::Time(ts(time)), xid, last);
         // A commit follows: PostgreSQL stops before it by itself.
         assert_eq!(
-            stop("2026-11-21T10:30:12.4Z", &s, xid),
+            stop("2026-11-21T10:30:12.4Z", xid),
             RecoveryTarget::Time(ts("2026-11-21T10:30:12.4Z"))
         );
         // At the window's end nothing follows: stop right after the newest commit.
         assert_eq!(
-            stop("2026-11-21T10:30:12.5Z", &s, xid),
+            stop("2026-11-21T10:30:12.5Z", xid),
             RecoveryTarget::Xid(4711)
         );
         // Without its transaction, the time is left as it is.
         assert_eq!(
-            stop("2026-11-21T10:30:12.5Z", &s, None),
+            stop("2026-11-21T10:30:12.5Z", None),
             RecoveryTarget::Time(ts("2026-11-21T10:30:12.5Z"))
         );
         // Other targets are PostgreSQL's own.
@@ -514,8 +568,7 @@ mod tests {
             RecoveryTarget::Latest,
             RecoveryTarget::Lsn(lsn("0/8000000")),
         ] {
-            let p = plan_for(&s, target).unwrap();
-            assert_eq!(recovery_stop(&p, &s, xid), target);
+            assert_eq!(stop_for(&s, target, xid, last), target);
         }
     }
 
@@ -526,31 +579,132 @@ mod tests {
         if let Some(window) = s.window.as_mut() {
             window.end = ts("2026-11-21T10:20:00Z");
         }
-        let p = plan_for(&s, RecoveryTarget::Time(ts("2026-11-21T10:20:00Z"))).unwrap();
+        let last = Some(("0/5000048", "0/5000080"));
+        let time = RecoveryTarget::Time(ts("2026-11-21T10:20:00Z"));
+        let p = plan_for(&s, time).unwrap();
         assert_eq!(p.backup, s.backups[2]);
-        let stop = recovery_stop(&p, &s, Some(4711));
-        assert_eq!(stop, RecoveryTarget::Immediate);
+        assert_eq!(
+            recovery_stop(&p, &loaded(&s, Some(4711), last)),
+            RecoveryTarget::Immediate
+        );
         // From the older backup, that commit follows the target.
         let time = RecoveryTarget::Time(ts("2026-11-21T10:15:00Z"));
         let older = plan_for(&s, time).unwrap();
         assert_eq!(older.backup, s.backups[1]);
-        assert_eq!(recovery_stop(&older, &s, Some(4711)), time);
+        assert_eq!(recovery_stop(&older, &loaded(&s, Some(4711), last)), time);
         s.newest_commit = None;
-        assert_eq!(recovery_stop(&p, &s, None), RecoveryTarget::Immediate);
+        assert_eq!(
+            recovery_stop(&p, &loaded(&s, None, None)),
+            RecoveryTarget::Immediate
+        );
     }
 
     #[test]
-    fn the_newest_commit_speaks_for_the_windows_timeline_only() {
-        let (mut s, histories) = branched();
-        s.newest_commit = Some((lsn("0/8FFFF00"), ts("2026-11-21T10:30:12.5Z")));
-        let time = RecoveryTarget::Time(ts("2026-11-21T10:30:12.5Z"));
-        let on_1 = plan(&s, &histories, time, TargetTimeline::Id(tli(1))).unwrap();
-        assert_eq!(recovery_stop(&on_1, &s, Some(4711)), time);
-        let on_2 = plan(&s, &histories, time, TargetTimeline::Latest).unwrap();
+    fn an_lsn_no_record_starts_at_stops_after_the_last_record() {
+        let s = summary();
+        // A record follows the newest commit, up to 0/8FFFF40.
+        let last = Some(("0/8FFFF00", "0/8FFFF40"));
+        let stop = |target: &str| stop_for(&s, RecoveryTarget::Lsn(lsn(target)), Some(4711), last);
+        // The last record starts at or after the target: PostgreSQL stops after it by itself.
+        for target in ["0/8FFFEFF", "0/8FFFF00"] {
+            assert_eq!(stop(target), RecoveryTarget::Lsn(lsn(target)));
+        }
+        // Past its start, inside it, at its end and up to the archive's end, no record
+        // starts at or after the target: stop right after the last one instead.
+        for target in ["0/8FFFF01", "0/8FFFF3F", "0/8FFFF40", "0/9000000"] {
+            assert_eq!(
+                stop(target),
+                RecoveryTarget::Lsn(lsn("0/8FFFF00")),
+                "{target}"
+            );
+        }
+        // Past the archive's end, still refused.
         assert_eq!(
-            recovery_stop(&on_2, &s, Some(4711)),
+            err(
+                &s,
+                RecoveryTarget::Lsn(lsn("0/9000001")),
+                TargetTimeline::Latest
+            ),
+            "target LSN 0/9000001 is beyond the archived WAL of timeline 1, which ends at 0/9000000 (pick an earlier LSN, or wait until the WAL is archived; see logship list)"
+        );
+        // Not knowing the last record, the target is left as it is.
+        let target = RecoveryTarget::Lsn(lsn("0/9000000"));
+        assert_eq!(stop_for(&s, target, Some(4711), None), target);
+    }
+
+    #[test]
+    fn an_lsn_past_the_newest_commit_as_the_last_record_stops_after_its_transaction() {
+        let s = summary();
+        let last = Some(NEWEST_COMMIT);
+        let stop = |target: &str, xid: Option<u32>| {
+            stop_for(&s, RecoveryTarget::Lsn(lsn(target)), xid, last)
+        };
+        assert_eq!(
+            stop("0/8FFFEC8", Some(4711)),
+            RecoveryTarget::Lsn(lsn("0/8FFFEC8"))
+        );
+        for target in ["0/8FFFEC9", "0/8FFFF00", "0/9000000"] {
+            assert_eq!(
+                stop(target, Some(4711)),
+                RecoveryTarget::Xid(4711),
+                "{target}"
+            );
+        }
+        // Without its transaction, stop at the commit by its position.
+        assert_eq!(
+            stop("0/8FFFF00", None),
+            RecoveryTarget::Lsn(lsn("0/8FFFEC8"))
+        );
+    }
+
+    #[test]
+    fn an_lsn_with_no_record_after_the_backup_stops_at_the_backups_end() {
+        let mut s = summary();
+        s.archive = vec![range(1, "0/1000000", "0/5000100")];
+        s.newest_commit = Some((lsn("0/4000080"), ts("2026-11-21T10:15:00Z")));
+        // The last record ends where the newest backup does.
+        let last = Some(("0/50000D0", "0/5000100"));
+        let stop = |target: &str| {
+            let p = plan_for(&s, RecoveryTarget::Lsn(lsn(target))).unwrap();
+            (
+                p.backup.id,
+                recovery_stop(&p, &loaded(&s, Some(4711), last)),
+            )
+        };
+        assert_eq!(
+            stop("0/5000100"),
+            (s.backups[2].id, RecoveryTarget::Immediate)
+        );
+        // From the older backup, that record comes after the backup's end.
+        assert_eq!(
+            stop("0/50000D1"),
+            (s.backups[1].id, RecoveryTarget::Lsn(lsn("0/50000D0")))
+        );
+        assert_eq!(
+            stop("0/50000D0"),
+            (s.backups[1].id, RecoveryTarget::Lsn(lsn("0/50000D0")))
+        );
+    }
+
+    #[test]
+    fn the_archives_end_speaks_for_the_windows_timeline_only() {
+        let (mut s, histories) = branched();
+        // Timeline 1 went on elsewhere, past where timeline 2's archive ends.
+        s.archive[0] = range(1, "0/1000000", "0/9800000");
+        let on_2 = loaded(&s, Some(4711), Some(NEWEST_COMMIT));
+        let stop = |target: RecoveryTarget, timeline: TargetTimeline| {
+            let p = plan(&s, &histories, target, timeline).unwrap();
+            recovery_stop(&p, &on_2)
+        };
+        let time = RecoveryTarget::Time(ts("2026-11-21T10:30:12.5Z"));
+        assert_eq!(stop(time, TargetTimeline::Id(tli(1))), time);
+        assert_eq!(
+            stop(time, TargetTimeline::Latest),
             RecoveryTarget::Xid(4711)
         );
+        let lsn = RecoveryTarget::Lsn(lsn("0/9000000"));
+        assert_eq!(stop(lsn, TargetTimeline::Id(tli(1))), lsn);
+        assert_eq!(stop(lsn, TargetTimeline::Latest), RecoveryTarget::Xid(4711));
     }
 
     /// Timeline 2 branched from 1 at 0/6000000; timeline 1 went on to 0/7000000 elsewhere.
