@@ -80,14 +80,10 @@ impl Launcher {
     }
 }
 
-/// Whether a worker holds the lock of `spool`.
+/// Whether a worker holds the lock of `spool`. The lock file is never created here: only
+/// a worker does that, as the user the server runs as.
 pub fn is_running(spool: &Spool) -> bool {
-    let Ok(file) = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(spool.lock_path())
-    else {
+    let Ok(file) = File::open(spool.lock_path()) else {
         return false;
     };
     matches!(file.try_lock(), Err(TryLockError::WouldBlock))
