@@ -80,6 +80,17 @@ impl Archiving {
     }
 }
 
+/// The restorable window of the default source, as `list` and `restore` see it.
+pub async fn restorable_window(store: &TestStore) -> logship::window::Window {
+    let opened = store.open().await;
+    logship::window::load_source(opened.as_ref(), &default_source())
+        .await
+        .unwrap()
+        .summary
+        .window
+        .unwrap()
+}
+
 /// Where `pg`'s WAL ends now: its flush position, or on a standby what it replayed.
 pub fn wal_end(pg: &PgServer) -> Lsn {
     pg.sql(

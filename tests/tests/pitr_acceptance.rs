@@ -8,13 +8,12 @@
 
 use logship::catalog::WalCatalog;
 use logship::timefmt::format_time;
-use logship::window::load_source;
 use logship_protocol::pg::{Lsn, TimelineId, WalSegSize};
 use logship_tests::archive::TestStore;
 use logship_tests::pg::{PgOptions, PgServer};
 use logship_tests::restore::{
     Archiving, RestoredServer, commit_returning_xid, commit_time, default_source, reached,
-    restore_and_start, rows_sql, wait_archived,
+    restorable_window, restore_and_start, rows_sql, wait_archived,
 };
 use logship_tests::util::temp_dir;
 
@@ -178,13 +177,7 @@ async fn restores_exactly(store: TestStore, every_target: bool) {
         )
         .parse()
         .unwrap();
-    let opened = store.open().await;
-    let window = load_source(opened.as_ref(), &default_source())
-        .await
-        .unwrap()
-        .summary
-        .window
-        .unwrap();
+    let window = restorable_window(&store).await;
     assert_eq!(window.end, last_commit);
     let (server, out) = restore_and_start(
         &store,

@@ -14,8 +14,8 @@ use logship_tests::agent::{Agent, last_stderr_line};
 use logship_tests::archive::{TestStore, durable_end, wait_durable};
 use logship_tests::pg::{PgOptions, PgServer};
 use logship_tests::restore::{
-    Archiving, commit_returning_xid, commit_time, default_source, reached, restore,
-    restore_and_start, rows_sql,
+    Archiving, commit_returning_xid, commit_time, default_source, reached, restorable_window,
+    restore, restore_and_start, rows_sql,
 };
 use logship_tests::util::temp_dir;
 
@@ -121,13 +121,7 @@ async fn restores_to_the_lsn_right_after_the_last_archived_commit() {
     // PostgreSQL's own view: the commit is the last record, and ends where the archive does.
     let (record, kind) = last_record(&pg, &store, end).await;
     assert_eq!((record.end, kind.as_str()), (end, "Transaction COMMIT"));
-    let opened = store.open().await;
-    let window = load_source(opened.as_ref(), &default_source())
-        .await
-        .unwrap()
-        .summary
-        .window
-        .unwrap();
+    let window = restorable_window(&store).await;
     assert_eq!(window.end, committed);
 
     let dir = temp_dir("lsn-end");

@@ -120,6 +120,9 @@ pub async fn wal_fetch_prefetching(
     prefetch: usize,
     launcher: &Launcher,
 ) -> Result<Fetched, FetchError> {
+    if prefetch == 0 {
+        return wal_fetch(store.as_ref(), source, file, dest).await;
+    }
     let seg = source_segment_size(store.as_ref(), source).await?;
     let Ok(name) = WalFileName::parse(file, seg) else {
         tracing::debug!(file, "not a file name the archive holds");
@@ -128,9 +131,6 @@ pub async fn wal_fetch_prefetching(
     let WalFileName::Segment { tli, segno } = name else {
         return fetch_named(store.as_ref(), source, seg, name, dest).await;
     };
-    if prefetch == 0 {
-        return fetch_named(store.as_ref(), source, seg, name, dest).await;
-    }
     let spool = Spool::beside(dest, seg);
     let spool_err = |err: std::io::Error| FetchError::Spool {
         path: spool.dir().display().to_string(),
