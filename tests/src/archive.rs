@@ -8,10 +8,12 @@ use logship::catalog::WalCatalog;
 use logship::store::s3::S3Store;
 use logship::store::{self, Store, StoreConfig};
 use logship::walfetch;
-use logship_protocol::archive::key::SourceName;
+use logship_protocol::archive::backup::BackupId;
+use logship_protocol::archive::key::{self, ArchiveKey, SourceName};
 use logship_protocol::pg::{Lsn, TimelineId, WalSegSize, xlog_file_name};
 use tempfile::TempDir;
 
+use crate::agent::Agent;
 use crate::s3::S3Server;
 use crate::util::temp_dir;
 
@@ -94,6 +96,47 @@ pub async fn wait_durable(store: &dyn Store, source: &SourceName, lsn: Lsn, time
             durable_end(store, source).await
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The complete backups of `source` in the store, oldest first.
+pub async fn backup_ids(store: &dyn Store, source: &SourceName) -> Vec<BackupId> {
+    let mut ids: Vec<BackupId> = store
+        .list(&key::backups_prefix(source))
+        .await
+        .expect("list the backups")
+        .into_iter()
+        .filter_map(|o| match ArchiveKey::parse(&o.key, WalSegSize::DEFAULT) {
+            Ok((_, ArchiveKey::BackupMeta { id })) => Some(id),
+            _ => None,
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Waits until the store holds at least `count` complete backups of `source`; panics with
+/// `agent`'s log after `timeout`.
+pub async fn wait_for_backups(
+    store: &dyn Store,
+    source: &SourceName,
+    count: usize,
+    timeout: Duration,
+    agent: &Agent,
+) -> Vec<BackupId> {
+    let started = Instant::now();
+    loop {
+        let ids = backup_ids(store, source).await;
+        if ids.len() >= count {
+            return ids;
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "{} backups after {timeout:?}, expected {count}; agent log:\n{}",
+            ids.len(),
+            agent.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

@@ -13,7 +13,7 @@ use logship_protocol::pg::Lsn;
 use tempfile::TempDir;
 
 use crate::agent::{Agent, logship};
-use crate::archive::{TestStore, wait_durable};
+use crate::archive::{TestStore, wait_durable, wait_for_backups};
 use crate::pg::PgServer;
 use crate::util::{free_port, is_root, temp_dir};
 
@@ -22,8 +22,8 @@ pub fn default_source() -> SourceName {
     SourceName::new("default").unwrap()
 }
 
-/// A server archived by a running `logship run` (which also takes a scheduled base backup
-/// as it starts).
+/// A server archived by a running `logship run`, with the base backup it schedules as it
+/// starts already taken.
 pub struct Archiving {
     /// The `logship run` daemon.
     pub agent: Agent,
@@ -40,7 +40,9 @@ impl Archiving {
         archiving
     }
 
-    /// Starts `logship run` on `pg` and waits until the store holds `pg`'s current WAL.
+    /// Starts `logship run` on `pg` and waits until the store holds `pg`'s current WAL and
+    /// the agent's first scheduled backup. Waiting for that backup keeps it from sharing a
+    /// checkpoint with the scenario's own (on a standby, both start at its last restartpoint).
     pub async fn stream(pg: &PgServer, store: &TestStore, env: &[(&str, &str)]) -> Archiving {
         let logs = temp_dir("agent-logs");
         let mut all_env = store.env();
@@ -56,6 +58,15 @@ impl Archiving {
             logs.path(),
         );
         wait_archived(pg, store).await;
+        let opened = store.open().await;
+        wait_for_backups(
+            opened.as_ref(),
+            &default_source(),
+            1,
+            Duration::from_secs(120),
+            &agent,
+        )
+        .await;
         Archiving { agent, _logs: logs }
     }
 

@@ -4,16 +4,16 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use logship::store::Store;
 use logship_protocol::archive::backup::{BackupId, BackupMeta, CheckpointMode};
-use logship_protocol::archive::key::{self, ArchiveKey, SourceName};
+use logship_protocol::archive::key::{ArchiveKey, SourceName};
 use logship_protocol::archive::object;
 use logship_protocol::pg::manifest::BackupManifest;
 use logship_protocol::pg::{TimelineId, WalSegSize};
 use logship_tests::agent::{Agent, last_stderr_line, logship};
-use logship_tests::archive::{TestStore, durable_end};
+use logship_tests::archive::{TestStore, backup_ids, durable_end, wait_for_backups};
 use logship_tests::pg::PgServer;
 use logship_tests::util::{is_root, temp_dir};
 
@@ -57,44 +57,6 @@ fn create_tablespace(pg: &PgServer) -> (u32, String) {
 }
 
 /// The ids of the source's complete backups, oldest first.
-async fn backup_ids(store: &dyn Store) -> Vec<BackupId> {
-    let mut ids: Vec<BackupId> = store
-        .list(&key::backups_prefix(&source()))
-        .await
-        .unwrap()
-        .into_iter()
-        .filter_map(|o| match ArchiveKey::parse(&o.key, SEG) {
-            Ok((_, ArchiveKey::BackupMeta { id })) => Some(id),
-            _ => None,
-        })
-        .collect();
-    ids.sort();
-    ids
-}
-
-/// Waits until the store holds at least `count` complete backups.
-async fn wait_for_backups(
-    store: &dyn Store,
-    count: usize,
-    timeout: Duration,
-    agent: &Agent,
-) -> Vec<BackupId> {
-    let started = Instant::now();
-    loop {
-        let ids = backup_ids(store).await;
-        if ids.len() >= count {
-            return ids;
-        }
-        assert!(
-            started.elapsed() < timeout,
-            "{} backups after {timeout:?}, expected {count}; agent log:\n{}",
-            ids.len(),
-            agent.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 async fn get_object(store: &dyn Store, key: ArchiveKey) -> Vec<u8> {
     let key = key.format(&source(), SEG);
     store
@@ -252,7 +214,7 @@ async fn backup_scenario(store: TestStore) {
     let agent = Agent::start(&[], &env, logs.path());
     let st = store.open().await;
 
-    let first = wait_for_backups(st.as_ref(), 1, Duration::from_secs(120), &agent).await;
+    let first = wait_for_backups(st.as_ref(), &source(), 1, Duration::from_secs(120), &agent).await;
 
     let out = logship(&["backup"], &env);
     assert!(
@@ -265,7 +227,7 @@ async fn backup_scenario(store: TestStore) {
     let id: BackupId = printed.trim().parse().unwrap();
     assert_eq!(printed, format!("{id}\n"));
     assert_ne!(id, first[0]);
-    assert_eq!(backup_ids(st.as_ref()).await, [first[0], id]);
+    assert_eq!(backup_ids(st.as_ref(), &source()).await, [first[0], id]);
     check_backup(st.as_ref(), id, &pg, (oid, &location)).await;
     check_backup(st.as_ref(), first[0], &pg, (oid, &location)).await;
 }
@@ -294,7 +256,7 @@ async fn run_takes_a_backup_every_interval() {
     );
     let agent = Agent::start(&[], &env, logs.path());
     let st = store.open().await;
-    let ids = wait_for_backups(st.as_ref(), 2, Duration::from_secs(120), &agent).await;
+    let ids = wait_for_backups(st.as_ref(), &source(), 2, Duration::from_secs(120), &agent).await;
     let first = read_meta(st.as_ref(), ids[0]).await;
     let second = read_meta(st.as_ref(), ids[1]).await;
     let gap = second.start_time.duration_since(first.end_time);
