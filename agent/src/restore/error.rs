@@ -4,6 +4,7 @@ use crate::restore::dir::DirError;
 use crate::restore::extract::ExtractError;
 use crate::restore::plan::PlanError;
 use crate::restore::recovery_conf::ConfError;
+use crate::restore::sync::SyncError;
 use crate::store::StoreError;
 use crate::window::WindowError;
 
@@ -42,6 +43,8 @@ pub enum RestoreError {
         "cannot write the recovery settings into {dir}: {reason} (check free space and permissions there)"
     )]
     WriteConf { dir: String, reason: String },
+    #[error("{0} (check the disk with dmesg, then run the restore again)")]
+    Sync(#[from] SyncError),
     #[error("the restore was interrupted, and what it had written was removed (run it again)")]
     Interrupted,
     #[error("{reason}")]

@@ -1,6 +1,6 @@
 //! Carries out a restore plan: checks the directories, fetches and verifies the backup,
-//! unpacks it, and writes the recovery settings. Any failure after the first write empties
-//! or removes what was written.
+//! unpacks it, writes the recovery settings and flushes everything to disk. Any failure
+//! after the first write empties or removes what was written.
 
 use std::io::{IsTerminal, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -19,6 +19,7 @@ use crate::restore::error::RestoreError;
 use crate::restore::extract::Extractor;
 use crate::restore::plan::{self, RecoveryTarget, RestorePlan, TargetTimeline};
 use crate::restore::recovery_conf::{self, RecoverySettings, RestoreCommand, TargetAction};
+use crate::restore::sync::sync_tree;
 use crate::store::Store;
 use crate::walfetch::read_object;
 use crate::window::load_source;
@@ -167,6 +168,12 @@ pub async fn run(
                     reason: format!("{err:#}"),
                 })?;
         }
+        let roots: Vec<PathBuf> = prepared.iter().map(|dir| dir.path().to_path_buf()).collect();
+        tokio::task::spawn_blocking(move || roots.iter().try_for_each(|root| sync_tree(root)))
+            .await
+            .map_err(|err| RestoreError::Task {
+                reason: err.to_string(),
+            })??;
         Ok(Restored {
             dir: data,
             plan: plan.clone(),

@@ -4,7 +4,8 @@
 //! [`execute`] carries the plan out: it checks the target directories ([`dir`]), streams
 //! the backup's verified chunks ([`download`]) into a tar extractor that checks every file
 //! against the backup manifest ([`extract`]), and writes the recovery settings
-//! ([`recovery_conf`]). [`start`] then runs the server until it reaches the target.
+//! ([`recovery_conf`]), and flushes it all to disk ([`sync`]). [`start`] then runs the
+//! server until it reaches the target.
 
 pub mod dir;
 pub mod download;
@@ -14,5 +15,6 @@ pub mod extract;
 pub mod plan;
 pub mod recovery_conf;
 pub mod start;
+pub mod sync;
 
 pub use execute::run;
