@@ -147,10 +147,15 @@ pub async fn wal_fetch(
     dest: &Path,
     prefetch: usize,
 ) -> anyhow::Result<Fetched> {
-    let store = store::open(&config.store).await?;
-    let source = pick_source(config, store.as_ref(), source).await?;
     let launcher = walfetch::ahead::Launcher::this_process()
         .context("cannot find the path of the logship executable for the read-ahead worker")?;
+    if prefetch > 0
+        && let Some(fetched) = walfetch::wal_fetch_spooled(file, dest, &launcher)?
+    {
+        return Ok(fetched);
+    }
+    let store = store::open(&config.store).await?;
+    let source = pick_source(config, store.as_ref(), source).await?;
     Ok(walfetch::wal_fetch_prefetching(store, &source, file, dest, prefetch, &launcher).await?)
 }
 

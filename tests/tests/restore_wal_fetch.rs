@@ -153,6 +153,28 @@ async fn the_worker_spools_ahead_of_replay_and_requests_are_served_from_disk() {
     assert_found(&fetch(store_dir.path(), 4, &dest, 3), &dest, 4);
     wait_spooled(&pg_wal, &[5, 6, 7], &[]);
 
+    // A spooled segment is served without opening the store: even an unreachable one.
+    let unreachable = logship(
+        &[
+            "--store",
+            "s3://gone/archive",
+            "wal-fetch",
+            &name(5),
+            &dest.display().to_string(),
+            "--prefetch",
+            "3",
+        ],
+        &[
+            ("LOGSHIP_STORE_ENDPOINT", "http://127.0.0.1:9"),
+            ("AWS_ACCESS_KEY_ID", "unused"),
+            ("AWS_SECRET_ACCESS_KEY", "unused"),
+            ("AWS_REGION", "us-east-1"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    assert_found(&unreachable, &dest, 5);
+    wait_spooled(&pg_wal, &[6, 7], &[8]);
+
     // Replay jumped ahead (say, to a new timeline's segments): what it passed is dropped,
     // and past the archive's end the worker leaves a marker, so the request reads the store.
     assert_found(&fetch(store_dir.path(), 7, &dest, 3), &dest, 7);

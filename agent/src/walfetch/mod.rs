@@ -131,49 +131,29 @@ pub async fn wal_fetch_prefetching(
     let WalFileName::Segment { tli, segno } = name else {
         return fetch_named(store.as_ref(), source, seg, name, dest).await;
     };
-    let spool = Spool::beside(dest, seg);
-    let spool_err = |err: std::io::Error| FetchError::Spool {
-        path: spool.dir().display().to_string(),
-        reason: err.to_string(),
-    };
-    spool.prepare(segno).map_err(spool_err)?;
-    let next = segno
-        .as_u64()
-        .checked_add(1)
-        .map(|next| logship_protocol::pg::xlog_file_name(tli, SegmentNo::new(next), seg));
-    // Moves the next segment into the worker's sights before the file leaves the spool,
-    // so that the worker never sees the file gone while it is still the one asked for.
-    let serve_from_spool = || -> std::io::Result<bool> {
-        if !spool.contains(file) {
-            return Ok(false);
-        }
-        if let Some(next) = &next {
-            want(&spool, next);
-        }
-        spool.take(file, dest)
-    };
-    if serve_from_spool().map_err(spool_err)? {
+    let request = SpooledRequest::new(Spool::beside(dest, seg), file, dest, (tli, segno))?;
+    if request.serve()? {
         tracing::debug!(file, "served from the prefetch spool");
-        ahead::ensure_running(&spool, launcher);
+        ahead::ensure_running(&request.spool, launcher);
         return Ok(Fetched::Found);
     }
-    want(&spool, file);
-    let mut worker = ahead::ensure_running(&spool, launcher);
+    want(&request.spool, file);
+    let mut worker = ahead::ensure_running(&request.spool, launcher);
     let waited = tokio::time::timeout(SPOOL_WAIT, async {
         loop {
-            if serve_from_spool()? {
+            if request.serve()? {
                 return Ok(true);
             }
-            if spool.take_absent(file)? || !worker.running(&spool) {
+            if request.worker_gave_up(&mut worker)? {
                 // One last look: the worker may have spooled it as it exited.
-                return serve_from_spool();
+                return request.serve();
             }
             tokio::time::sleep(SPOOL_POLL).await;
         }
     })
     .await;
     let taken = match waited {
-        Ok(taken) => taken.map_err(spool_err)?,
+        Ok(taken) => taken?,
         Err(_) => {
             tracing::debug!(file, "the read-ahead worker is slow; reading the store");
             false
@@ -185,11 +165,99 @@ pub async fn wal_fetch_prefetching(
     }
     let fetched = fetch_named(store.as_ref(), source, seg, name, dest).await?;
     if fetched == Fetched::Found
-        && let Some(next) = &next
+        && let Some(next) = &request.next
     {
-        want(&spool, next);
+        want(&request.spool, next);
     }
     Ok(fetched)
+}
+
+/// Serves segment `file` from the spool beside `dest` when the read-ahead worker has
+/// spooled it, without opening the store, so that a replay the worker keeps ahead of
+/// waits on no round trip at all; `None` when the spool does not hold it.
+pub fn wal_fetch_spooled(
+    file: &str,
+    dest: &Path,
+    launcher: &Launcher,
+) -> Result<Option<Fetched>, FetchError> {
+    let Some(spool) = Spool::holding(dest, file) else {
+        return Ok(None);
+    };
+    let Ok(WalFileName::Segment { tli, segno }) = WalFileName::parse(file, spool.segment_size())
+    else {
+        return Ok(None);
+    };
+    let request = SpooledRequest::new(spool, file, dest, (tli, segno))?;
+    if !request.serve()? {
+        return Ok(None);
+    }
+    tracing::debug!(file, "served from the prefetch spool");
+    ahead::ensure_running(&request.spool, launcher);
+    Ok(Some(Fetched::Found))
+}
+
+/// A request for one segment, as the spool serves it.
+struct SpooledRequest<'a> {
+    spool: Spool,
+    file: &'a str,
+    dest: &'a Path,
+    /// The segment after it: the one the worker should spool first once it is served.
+    next: Option<String>,
+}
+
+impl<'a> SpooledRequest<'a> {
+    /// Prepares `spool` for a request for segment `segno` of `tli` (`file`), dropping what
+    /// replay has passed.
+    fn new(
+        spool: Spool,
+        file: &'a str,
+        dest: &'a Path,
+        (tli, segno): (TimelineId, SegmentNo),
+    ) -> Result<SpooledRequest<'a>, FetchError> {
+        spool
+            .prepare(segno)
+            .map_err(|err| spool_error(&spool, err))?;
+        let next = segno.as_u64().checked_add(1).map(|next| {
+            logship_protocol::pg::xlog_file_name(tli, SegmentNo::new(next), spool.segment_size())
+        });
+        Ok(SpooledRequest {
+            spool,
+            file,
+            dest,
+            next,
+        })
+    }
+
+    /// Moves the file from the spool to `dest`; `false` when it is not spooled.
+    fn serve(&self) -> Result<bool, FetchError> {
+        if !self.spool.contains(self.file) {
+            return Ok(false);
+        }
+        // The next segment comes into the worker's sights before the file leaves the
+        // spool, so that the worker never sees it gone while it is still the one asked for.
+        if let Some(next) = &self.next {
+            want(&self.spool, next);
+        }
+        self.spool
+            .take(self.file, self.dest)
+            .map_err(|err| spool_error(&self.spool, err))
+    }
+
+    /// Whether the worker marked the file as one it cannot spool, or is gone.
+    fn worker_gave_up(&self, worker: &mut ahead::Started) -> Result<bool, FetchError> {
+        let absent = self
+            .spool
+            .take_absent(self.file)
+            .map_err(|err| spool_error(&self.spool, err))?;
+        Ok(absent || !worker.running(&self.spool))
+    }
+}
+
+fn spool_error(spool: &Spool, err: std::io::Error) -> FetchError {
+    FetchError::Spool {
+        path: spool.dir().display().to_string(),
+        reason: err.to_string(),
+    }
 }
 
 /// Runs the read-ahead worker of the spool beside `dest` (see [`ahead`]) until it has

@@ -48,6 +48,15 @@ impl Spool {
         }
     }
 
+    /// The spool beside `dest` if it holds segment file `name`, with the segment size read
+    /// from that file's length (the spool only holds whole, verified segments).
+    pub fn holding(dest: &Path, name: &str) -> Option<Spool> {
+        let probe = Spool::beside(dest, WalSegSize::DEFAULT);
+        let len = std::fs::metadata(probe.dir.join(name)).ok()?.len();
+        let seg = WalSegSize::new(len).ok()?;
+        Some(Spool { seg, ..probe })
+    }
+
     /// The spool of the server whose data directory is `data`.
     pub fn of_data_dir(data: &Path, seg: WalSegSize) -> Spool {
         Spool {
