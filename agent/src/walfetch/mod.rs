@@ -144,7 +144,7 @@ pub async fn wal_fetch_prefetching(
             if request.serve()? {
                 return Ok(true);
             }
-            if request.worker_gave_up(&mut worker)? {
+            if request.worker_gave_up(&mut worker) {
                 // One last look: the worker may have spooled it as it exited.
                 return request.serve();
             }
@@ -244,12 +244,8 @@ impl<'a> SpooledRequest<'a> {
     }
 
     /// Whether the worker marked the file as one it cannot spool, or is gone.
-    fn worker_gave_up(&self, worker: &mut ahead::Started) -> Result<bool, FetchError> {
-        let absent = self
-            .spool
-            .take_absent(self.file)
-            .map_err(|err| spool_error(&self.spool, err))?;
-        Ok(absent || !worker.running(&self.spool))
+    fn worker_gave_up(&self, worker: &mut ahead::Started) -> bool {
+        self.spool.is_absent(self.file) || !worker.running(&self.spool)
     }
 }
 

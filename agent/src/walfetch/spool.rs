@@ -135,16 +135,19 @@ impl Spool {
 
     /// Marks segment `name` as one the worker could not spool.
     pub fn mark_absent(&self, name: &str) -> io::Result<()> {
-        std::fs::write(self.dir.join(format!("{name}{ABSENT_SUFFIX}")), b"")
+        std::fs::write(self.absent_path(name), b"")
     }
 
-    /// Removes the marker of `name`; `true` if there was one.
-    pub fn take_absent(&self, name: &str) -> io::Result<bool> {
-        match std::fs::remove_file(self.dir.join(format!("{name}{ABSENT_SUFFIX}"))) {
-            Ok(()) => Ok(true),
-            Err(err) if err.kind() == ErrorKind::NotFound => Ok(false),
-            Err(err) => Err(err),
-        }
+    /// Whether the worker marked segment `name` as one it could not spool. The marker
+    /// stays until replay passes the segment (see [`Spool::prepare`]), so that a request
+    /// repeated for the same file, as PostgreSQL repeats one at the end of the archive, sees
+    /// it too.
+    pub fn is_absent(&self, name: &str) -> bool {
+        self.absent_path(name).exists()
+    }
+
+    fn absent_path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}{ABSENT_SUFFIX}"))
     }
 
     /// Whether segment file `name` is spooled.
@@ -198,8 +201,10 @@ impl Spool {
             .and_then(|()| std::fs::rename(&temp, &path));
         if written.is_err() {
             let _ = std::fs::remove_file(&temp);
+            return written;
         }
-        written
+        // Archived since it was marked: the marker would only send requests to the store.
+        remove_if_present(&self.absent_path(name))
     }
 
     /// Removes the spool and everything in it (once recovery no longer needs it).
@@ -278,9 +283,12 @@ mod tests {
         // A worker's clean-up never removes what a request is writing.
         spool.remove_temp_files().unwrap();
         assert!(spool.want().is_some());
-        assert!(!spool.take_absent(&name(9)).unwrap());
+        assert!(!spool.is_absent(&name(9)));
         spool.mark_absent(&name(9)).unwrap();
-        assert!(spool.take_absent(&name(9)).unwrap());
-        assert!(!spool.take_absent(&name(9)).unwrap());
+        // Every request for it sees the marker, until the segment is spooled after all.
+        assert!(spool.is_absent(&name(9)));
+        assert!(spool.is_absent(&name(9)));
+        spool.put(&name(9), &[0; 16]).unwrap();
+        assert!(!spool.is_absent(&name(9)));
     }
 }
