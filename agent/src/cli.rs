@@ -8,6 +8,7 @@ use logship_protocol::pg::TimelineId;
 use crate::config::Overrides;
 use crate::restore::plan::{RecoveryTarget, TargetTimeline};
 use crate::restore::recovery_conf::TargetAction;
+use crate::restore::tablespace::TablespaceMapping;
 
 /// Streams PostgreSQL WAL into object storage, continuously, and restores from it.
 #[derive(Debug, Parser)]
@@ -137,6 +138,10 @@ pub struct RestoreArgs {
     /// Empty DIR first if it is not empty.
     #[arg(long)]
     pub force: bool,
+    /// Restore the tablespace that lived in OLDDIR on the original server into NEWDIR
+    /// instead (both absolute; repeat for each tablespace to move).
+    #[arg(long, value_name = "OLDDIR=NEWDIR")]
+    pub tablespace_mapping: Vec<TablespaceMapping>,
 }
 
 impl RestoreArgs {

@@ -209,6 +209,7 @@ pub async fn restore(config: &Config, args: &RestoreArgs) -> anyhow::Result<()> 
         action: args.target_action,
         port: args.port,
         force: args.force,
+        tablespace_mapping: args.tablespace_mapping.clone(),
         restore_command: RestoreCommand {
             exe,
             store_url: store.url().to_owned(),

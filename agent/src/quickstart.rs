@@ -264,6 +264,7 @@ async fn restore_between(
         action: TargetAction::Promote,
         port: Some(port),
         force: false,
+        tablespace_mapping: Vec::new(),
         restore_command: RestoreCommand {
             exe: std::env::current_exe().context("cannot find the logship executable")?,
             store_url: store.url().to_owned(),

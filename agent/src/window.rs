@@ -644,8 +644,7 @@ fn drain(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{lsn, tli, ts};
-    use logship_protocol::archive::backup::{CheckpointMode, TablespaceMeta};
+    use crate::testutil::{backup_meta, lsn, tli, ts};
     use logship_protocol::archive::object::{self, Codec};
 
     const MIB: u64 = 1 << 20;
@@ -671,38 +670,6 @@ mod tests {
 
     fn history(t: u32, content: &str) -> TimelineHistory {
         TimelineHistory::parse(tli(t), content.as_bytes()).unwrap()
-    }
-
-    fn backup(t: u32, start: &str, end: &str, end_time: &str) -> BackupMeta {
-        let start_lsn = lsn(start);
-        let end_time = ts(end_time);
-        BackupMeta {
-            id: BackupId::new(tli(t), start_lsn),
-            label: "test".into(),
-            timeline: tli(t),
-            start_lsn,
-            end_lsn: lsn(end),
-            start_time: end_time
-                .checked_sub(jiff::SignedDuration::from_secs(5))
-                .unwrap(),
-            end_time,
-            pg_version: "15.18".into(),
-            pg_version_num: 150018,
-            system_id: 7,
-            wal_segment_size: seg(),
-            raw_bytes: 100,
-            stored_bytes: 40,
-            tablespaces: vec![TablespaceMeta {
-                oid: 0,
-                location: None,
-                chunks: 0,
-                raw_bytes: 100,
-                stored_bytes: 40,
-                chunk_crcs: vec![],
-            }],
-            manifest: None,
-            checkpoint: CheckpointMode::Fast,
-        }
     }
 
     fn summary_of(
@@ -779,9 +746,9 @@ mod tests {
         let cov = coverage(&[(1, 3, MIB), (1, 4, MIB), (1, 6, MIB), (1, 7, 0x4000)]);
         let backups = vec![
             // Before the gap at segment 5: not restorable.
-            backup(1, "0/300028", "0/300100", "2026-11-21T10:00:00Z"),
-            backup(1, "0/600028", "0/600100", "2026-11-21T10:10:00Z"),
-            backup(1, "0/700028", "0/700100", "2026-11-21T10:20:00Z"),
+            backup_meta(1, "0/300028", "0/300100", "2026-11-21T10:00:00Z"),
+            backup_meta(1, "0/600028", "0/600100", "2026-11-21T10:10:00Z"),
+            backup_meta(1, "0/700028", "0/700100", "2026-11-21T10:20:00Z"),
         ];
         let summary = summary_of(
             &cov,
@@ -806,7 +773,12 @@ mod tests {
     #[test]
     fn a_backup_whose_end_is_not_archived_yet_does_not_count() {
         let cov = coverage(&[(1, 3, MIB), (1, 4, 0x100)]);
-        let backups = vec![backup(1, "0/400028", "0/400200", "2026-11-21T10:00:00Z")];
+        let backups = vec![backup_meta(
+            1,
+            "0/400028",
+            "0/400200",
+            "2026-11-21T10:00:00Z",
+        )];
         let summary = summary_of(&cov, &[], backups, None);
         assert_eq!(summary.window, None);
     }
@@ -814,7 +786,12 @@ mod tests {
     #[test]
     fn window_end_is_never_before_its_start() {
         let cov = coverage(&[(1, 3, MIB)]);
-        let backups = vec![backup(1, "0/300028", "0/300100", "2026-11-21T10:00:00Z")];
+        let backups = vec![backup_meta(
+            1,
+            "0/300028",
+            "0/300100",
+            "2026-11-21T10:00:00Z",
+        )];
         let old_commit = Some(("0/300080", "2026-11-21T09:59:59Z"));
         let summary = summary_of(&cov, &[], backups.clone(), old_commit);
         let window = summary.window.unwrap();
@@ -842,10 +819,10 @@ mod tests {
             (4, 0xB, 0x100),
         ]);
         let backups = vec![
-            backup(1, "0/700028", "0/700100", "2026-11-21T10:00:00Z"),
+            backup_meta(1, "0/700028", "0/700100", "2026-11-21T10:00:00Z"),
             // Ends after timeline 1's switchpoint: from a branch not on the history.
-            backup(1, "0/800028", "0/900000", "2026-11-21T10:01:00Z"),
-            backup(3, "0/900028", "0/900100", "2026-11-21T09:00:00Z"),
+            backup_meta(1, "0/800028", "0/900000", "2026-11-21T10:01:00Z"),
+            backup_meta(3, "0/900028", "0/900100", "2026-11-21T09:00:00Z"),
         ];
         let summary = summary_of(
             &cov,
@@ -894,7 +871,7 @@ mod tests {
     #[test]
     fn backups_on_the_history() {
         let h = history(3, "1\t0/858000\tx\n2\t0/A00000\ty\n");
-        let b = |t: u32, end: &str| backup(t, "0/700028", end, "2026-11-21T10:00:00Z");
+        let b = |t: u32, end: &str| backup_meta(t, "0/700028", end, "2026-11-21T10:00:00Z");
         assert!(on_history(Some(&h), tli(3), &b(3, "0/B00000")));
         assert!(on_history(Some(&h), tli(3), &b(1, "0/857FFF")));
         assert!(!on_history(Some(&h), tli(3), &b(1, "0/858000")));
@@ -927,8 +904,8 @@ mod tests {
     #[tokio::test]
     async fn loads_backups_with_meta_only_and_refuses_a_corrupt_meta() {
         let (_dir, store, source) = store_with_identity().await;
-        let done = backup(1, "0/300028", "0/300100", "2026-11-21T10:00:00Z");
-        let unfinished = backup(1, "0/500028", "0/500100", "2026-11-21T10:10:00Z");
+        let done = backup_meta(1, "0/300028", "0/300100", "2026-11-21T10:00:00Z");
+        let unfinished = backup_meta(1, "0/500028", "0/500100", "2026-11-21T10:10:00Z");
         let meta_key = |b: &BackupMeta| ArchiveKey::BackupMeta { id: b.id }.format(&source, seg());
         put(&store, &meta_key(&done), &done.to_json()).await;
         let chunk = ArchiveKey::BackupChunk {

@@ -304,6 +304,23 @@ impl PgServer {
         as_postgres(cmd).output().expect("run command as postgres")
     }
 
+    /// Creates tablespace `name` in a new directory `name` beside the data directory, owned
+    /// by the server; returns its OID and directory.
+    pub fn create_tablespace(&self, name: &str) -> (u32, String) {
+        let dir = self.dir().join(name);
+        let out = self.run_as_postgres(Command::new("mkdir").arg(&dir));
+        assert!(out.status.success(), "mkdir {}", dir.display());
+        let location = dir.display().to_string();
+        self.sql(&format!("CREATE TABLESPACE {name} LOCATION '{location}'"));
+        let oid = self
+            .sql(&format!(
+                "SELECT oid FROM pg_tablespace WHERE spcname = '{name}'"
+            ))
+            .parse()
+            .unwrap();
+        (oid, location)
+    }
+
     fn pg_ctl(&self, args: &[&str]) {
         let mut ctl = Command::new(PgServer::bin("pg_ctl"));
         ctl.arg("-D").arg(self.data_dir()).args(args);

@@ -37,26 +37,6 @@ fn env(pg: &PgServer, store: &TestStore, extra: &[(&str, &str)]) -> Vec<(String,
     env
 }
 
-/// Creates tablespace `ts1` in a directory the server owns, with a table in it; returns its
-/// OID and directory.
-fn create_tablespace(pg: &PgServer) -> (u32, String) {
-    let dir = pg.dir().join("ts1");
-    let out = pg.run_as_postgres(Command::new("mkdir").arg(&dir));
-    assert!(out.status.success(), "mkdir {}", dir.display());
-    let location = dir.display().to_string();
-    pg.sql(&format!("CREATE TABLESPACE ts1 LOCATION '{location}'"));
-    pg.sql(
-        "CREATE TABLE in_ts TABLESPACE ts1 AS \
-         SELECT g, repeat('t', 100) AS pad FROM generate_series(1, 20000) g",
-    );
-    let oid = pg
-        .sql("SELECT oid FROM pg_tablespace WHERE spcname = 'ts1'")
-        .parse()
-        .unwrap();
-    (oid, location)
-}
-
-/// The ids of the source's complete backups, oldest first.
 async fn get_object(store: &dyn Store, key: ArchiveKey) -> Vec<u8> {
     let key = key.format(&source(), SEG);
     store
@@ -203,7 +183,11 @@ fn chown_postgres(path: &Path) {
 /// complete, and the second passes `pg_verifybackup`, tablespace included.
 async fn backup_scenario(store: TestStore) {
     let pg = PgServer::start();
-    let (oid, location) = create_tablespace(&pg);
+    let (oid, location) = pg.create_tablespace("ts1");
+    pg.sql(
+        "CREATE TABLE in_ts TABLESPACE ts1 AS \
+         SELECT g, repeat('t', 100) AS pad FROM generate_series(1, 20000) g",
+    );
     pg.sql("CREATE TABLE in_main AS SELECT g FROM generate_series(1, 50000) g");
     let logs = temp_dir("agent");
     let env = env(

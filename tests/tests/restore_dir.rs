@@ -99,20 +99,28 @@ fn a_tablespace_directory_in_use_is_refused_even_with_force() {
     std::fs::create_dir(dir.path().join("PG_15_202209061")).unwrap();
     let location = dir.path().display().to_string();
     assert_eq!(
-        check_tablespace_dir(16390, &location)
+        check_tablespace_dir(16390, &location, false)
             .unwrap_err()
             .to_string(),
         format!(
-            "tablespace 16390 goes to {location}, its directory on the original server, which is not empty (the original's tablespace may still live there: restore on another host, or move that directory's contents away first)"
+            "tablespace 16390 goes to {location}, its directory on the original server, which is not empty (the original may still use it: restore the tablespace elsewhere with --tablespace-mapping {location}=NEWDIR)"
+        )
+    );
+    assert_eq!(
+        check_tablespace_dir(16390, &location, true)
+            .unwrap_err()
+            .to_string(),
+        format!(
+            "tablespace 16390 is mapped to {location}, which is not empty (choose an empty or new NEWDIR in --tablespace-mapping)"
         )
     );
     let free = dir.path().join("free");
-    let prepared = check_tablespace_dir(16390, free.to_str().unwrap())
+    let prepared = check_tablespace_dir(16390, free.to_str().unwrap(), true)
         .unwrap()
         .prepare()
         .unwrap();
     assert_eq!(mode(&free), 0o700);
     prepared.discard();
     assert!(!free.exists());
-    assert!(check_tablespace_dir(16390, "relative/ts").is_err());
+    assert!(check_tablespace_dir(16390, "relative/ts", false).is_err());
 }

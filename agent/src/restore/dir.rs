@@ -15,9 +15,13 @@ pub enum DirError {
     )]
     NotEmpty { dir: String },
     #[error(
-        "tablespace {oid} goes to {dir}, its directory on the original server, which is not empty (the original's tablespace may still live there: restore on another host, or move that directory's contents away first)"
+        "tablespace {oid} goes to {dir}, its directory on the original server, which is not empty (the original may still use it: restore the tablespace elsewhere with --tablespace-mapping {dir}=NEWDIR)"
     )]
     TablespaceNotEmpty { oid: u32, dir: String },
+    #[error(
+        "tablespace {oid} is mapped to {dir}, which is not empty (choose an empty or new NEWDIR in --tablespace-mapping)"
+    )]
+    MappedTablespaceNotEmpty { oid: u32, dir: String },
     #[error("{dir} exists and is not a directory (choose a directory path for the restore)")]
     NotADirectory { dir: String },
     #[error(
@@ -80,9 +84,10 @@ pub fn check_data_dir(dir: &Path, force: bool) -> Result<CheckedDir, DirError> {
     })
 }
 
-/// Checks a tablespace's directory (`location` from the backup meta): it must not exist or
-/// be empty. `--force` never applies here, since the original server may be using it.
-pub fn check_tablespace_dir(oid: u32, location: &str) -> Result<CheckedDir, DirError> {
+/// Checks the directory a tablespace is restored into: it must not exist or be empty.
+/// `--force` never applies here, since the original server may be using it. `moved` says
+/// whether a `--tablespace-mapping` chose it, rather than the backup meta.
+pub fn check_tablespace_dir(oid: u32, location: &str, moved: bool) -> Result<CheckedDir, DirError> {
     let path = PathBuf::from(location);
     if !path.is_absolute() {
         return Err(DirError::RelativeTablespace {
@@ -92,9 +97,11 @@ pub fn check_tablespace_dir(oid: u32, location: &str) -> Result<CheckedDir, DirE
     }
     let exists = is_dir(&path)?;
     if exists && !is_empty(&path)? {
-        return Err(DirError::TablespaceNotEmpty {
-            oid,
-            dir: path.display().to_string(),
+        let dir = path.display().to_string();
+        return Err(if moved {
+            DirError::MappedTablespaceNotEmpty { oid, dir }
+        } else {
+            DirError::TablespaceNotEmpty { oid, dir }
         });
     }
     Ok(CheckedDir {

@@ -5,6 +5,7 @@ use crate::restore::extract::ExtractError;
 use crate::restore::plan::PlanError;
 use crate::restore::recovery_conf::ConfError;
 use crate::restore::sync::SyncError;
+use crate::restore::tablespace::MappingError;
 use crate::store::StoreError;
 use crate::window::WindowError;
 
@@ -21,6 +22,8 @@ pub enum RestoreError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Conf(#[from] ConfError),
+    #[error(transparent)]
+    Mapping(#[from] MappingError),
     #[error(
         "object {key} is missing from the store (the backup is incomplete or was pruned; pick a target another backup reaches, see logship list)"
     )]

@@ -20,6 +20,9 @@ use crate::restore::extract::Extractor;
 use crate::restore::plan::{self, RecoveryTarget, RestorePlan, TargetTimeline};
 use crate::restore::recovery_conf::{self, RecoverySettings, RestoreCommand, TargetAction};
 use crate::restore::sync::sync_tree;
+use crate::restore::tablespace::{
+    self, Placement, TABLESPACE_MAP, TablespaceMapping, tablespace_map,
+};
 use crate::store::Store;
 use crate::walfetch::read_object;
 use crate::window::load_source;
@@ -39,6 +42,8 @@ pub struct RestoreRequest {
     pub port: Option<u16>,
     /// Whether a non-empty `to` may be emptied first.
     pub force: bool,
+    /// Tablespaces to restore somewhere other than their original directories.
+    pub tablespace_mapping: Vec<TablespaceMapping>,
     /// How the restored server fetches WAL.
     pub restore_command: RestoreCommand,
 }
@@ -100,7 +105,8 @@ pub async fn run(
     )?;
     let restore_command = request.restore_command.render()?;
     let meta = &plan.backup;
-    let checked = check_dirs(source, meta, &request.to, request.force)?;
+    let placements = tablespace::place(meta, &request.tablespace_mapping)?;
+    let checked = check_dirs(source, meta, &placements, &request.to, request.force)?;
     let manifest = fetch_manifest(store.as_ref(), source, meta).await?;
 
     let mut prepared: Vec<TargetDir> = Vec::new();
@@ -137,7 +143,11 @@ pub async fn run(
         let port = request
             .port
             .unwrap_or_else(|| recovery_conf::configured_port(&data));
-        finish_dir(&data, meta, manifest.as_ref().map(|(raw, _)| raw.as_slice()))?;
+        finish_dir(
+            &data,
+            &placements,
+            manifest.as_ref().map(|(raw, _)| raw.as_slice()),
+        )?;
         let stop = plan::recovery_stop(&plan, &loaded);
         let origin = if stop == plan.target {
             format!("backup {}, {}", meta.id, plan.target)
@@ -198,10 +208,12 @@ pub async fn run(
     }
 }
 
-/// Checks the data directory and every tablespace's directory, touching none of them.
+/// Checks the data directory and the directory of every tablespace (as `placements` puts
+/// them), touching none of them.
 fn check_dirs(
     source: &SourceName,
     meta: &BackupMeta,
+    placements: &[Placement],
     to: &Path,
     force: bool,
 ) -> Result<Vec<(u32, CheckedDir)>, RestoreError> {
@@ -219,8 +231,15 @@ fn check_dirs(
                 )));
             }
             (_, 0, _) => return Err(corrupt("it lists the data directory twice".to_owned())),
-            (_, oid, Some(location)) => {
-                checked.push((oid, dir::check_tablespace_dir(oid, location)?));
+            (_, oid, Some(_)) => {
+                let placement = placements
+                    .iter()
+                    .find(|p| p.oid == oid)
+                    .ok_or_else(|| corrupt(format!("it lists tablespace {oid} twice")))?;
+                checked.push((
+                    oid,
+                    dir::check_tablespace_dir(oid, &placement.dir, placement.moved)?,
+                ));
             }
             (_, oid, None) => {
                 return Err(corrupt(format!("tablespace {oid} has no location")));
@@ -281,34 +300,51 @@ async fn fetch_manifest(
     Ok(Some((raw, Arc::new(manifest))))
 }
 
-/// Links each tablespace into `pg_tblspc/` (unless its stream did), and keeps the
-/// `backup_manifest` beside the files, as `pg_basebackup` does, for `pg_verifybackup`.
-fn finish_dir(data: &Path, meta: &BackupMeta, manifest: Option<&[u8]>) -> Result<(), RestoreError> {
+/// Links each tablespace into `pg_tblspc/` where `placements` put it, writes the
+/// `tablespace_map` anew when a mapping moved one, and keeps the `backup_manifest` beside
+/// the files, as `pg_basebackup` does, for `pg_verifybackup`.
+fn finish_dir(
+    data: &Path,
+    placements: &[Placement],
+    manifest: Option<&[u8]>,
+) -> Result<(), RestoreError> {
     let write_err = |path: &Path, err: std::io::Error| RestoreError::WriteConf {
         dir: path.display().to_string(),
         reason: err.to_string(),
     };
-    for ts in meta.tablespaces.iter().filter(|ts| ts.oid != 0) {
-        let Some(location) = ts.location.as_deref() else {
+    let links = data.join("pg_tblspc");
+    for placement in placements {
+        let link = links.join(placement.oid.to_string());
+        let linked = std::fs::read_link(&link).ok();
+        if linked.as_deref() == Some(Path::new(&placement.dir)) {
             continue;
-        };
-        let links = data.join("pg_tblspc");
-        let link = links.join(ts.oid.to_string());
-        if std::fs::symlink_metadata(&link).is_err() {
-            std::fs::create_dir_all(&links).map_err(|err| write_err(&links, err))?;
-            std::os::unix::fs::symlink(location, &link).map_err(|err| write_err(&link, err))?;
         }
+        if linked.is_some() {
+            std::fs::remove_file(&link).map_err(|err| write_err(&link, err))?;
+        }
+        std::fs::create_dir_all(&links).map_err(|err| write_err(&links, err))?;
+        std::os::unix::fs::symlink(&placement.dir, &link).map_err(|err| write_err(&link, err))?;
+    }
+    if placements.iter().any(|p| p.moved) {
+        // PostgreSQL links pg_tblspc/ from this file as it starts, replacing the links above.
+        let path = data.join(TABLESPACE_MAP);
+        write_private(&path, tablespace_map(placements).as_bytes())
+            .map_err(|err| write_err(&path, err))?;
     }
     if let Some(raw) = manifest {
         let path = data.join("backup_manifest");
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)
-            .and_then(|mut file| file.write_all(raw))
-            .map_err(|err| write_err(&path, err))?;
+        write_private(&path, raw).map_err(|err| write_err(&path, err))?;
     }
     Ok(())
+}
+
+/// Writes `content` to `path` (mode 0600), replacing what was there.
+fn write_private(path: &Path, content: &[u8]) -> std::io::Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| file.write_all(content))
 }

@@ -16,5 +16,6 @@ pub mod plan;
 pub mod recovery_conf;
 pub mod start;
 pub mod sync;
+pub mod tablespace;
 
 pub use execute::run;

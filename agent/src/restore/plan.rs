@@ -292,32 +292,10 @@ pub fn recovery_stop(plan: &RestorePlan, loaded: &LoadedSource) -> RecoveryTarge
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{lsn, tli, ts};
+    use crate::testutil::{backup_meta, lsn, tli, ts};
     use crate::window::{RecordSpan, WalRange, Window};
-    use logship_protocol::archive::backup::{BackupId, CheckpointMode};
     use logship_protocol::archive::key::SourceName;
     use logship_protocol::pg::WalSegSize;
-
-    fn backup(t: u32, start: &str, end: &str, end_time: &str) -> BackupMeta {
-        BackupMeta {
-            id: BackupId::new(tli(t), lsn(start)),
-            label: "test".into(),
-            timeline: tli(t),
-            start_lsn: lsn(start),
-            end_lsn: lsn(end),
-            start_time: ts(end_time),
-            end_time: ts(end_time),
-            pg_version: "15.18".into(),
-            pg_version_num: 150018,
-            system_id: 7,
-            wal_segment_size: WalSegSize::DEFAULT,
-            raw_bytes: 0,
-            stored_bytes: 0,
-            tablespaces: vec![],
-            manifest: None,
-            checkpoint: CheckpointMode::Fast,
-        }
-    }
 
     fn range(t: u32, from: &str, to: &str) -> WalRange {
         WalRange {
@@ -331,9 +309,9 @@ mod tests {
     /// newest commit at 10:30:12.5.
     fn summary() -> SourceSummary {
         let backups = vec![
-            backup(1, "0/1000028", "0/1000100", "2026-11-21T10:00:00Z"),
-            backup(1, "0/3000028", "0/3000100", "2026-11-21T10:10:00Z"),
-            backup(1, "0/5000028", "0/5000100", "2026-11-21T10:20:00Z"),
+            backup_meta(1, "0/1000028", "0/1000100", "2026-11-21T10:00:00Z"),
+            backup_meta(1, "0/3000028", "0/3000100", "2026-11-21T10:10:00Z"),
+            backup_meta(1, "0/5000028", "0/5000100", "2026-11-21T10:20:00Z"),
         ];
         SourceSummary {
             name: SourceName::new("main").unwrap(),
@@ -710,10 +688,18 @@ mod tests {
     /// Timeline 2 branched from 1 at 0/6000000; timeline 1 went on to 0/7000000 elsewhere.
     fn branched() -> (SourceSummary, BTreeMap<TimelineId, TimelineHistory>) {
         let mut s = summary();
-        s.backups
-            .push(backup(1, "0/6800028", "0/6800100", "2026-11-21T10:25:00Z"));
-        s.backups
-            .push(backup(2, "0/7000028", "0/7000100", "2026-11-21T10:26:00Z"));
+        s.backups.push(backup_meta(
+            1,
+            "0/6800028",
+            "0/6800100",
+            "2026-11-21T10:25:00Z",
+        ));
+        s.backups.push(backup_meta(
+            2,
+            "0/7000028",
+            "0/7000100",
+            "2026-11-21T10:26:00Z",
+        ));
         s.archive = vec![
             range(1, "0/1000000", "0/7000000"),
             range(2, "0/6000000", "0/9000000"),
