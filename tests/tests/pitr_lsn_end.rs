@@ -9,7 +9,8 @@
 use std::time::Duration;
 
 use logship::window::{RecordSpan, load_source};
-use logship_protocol::pg::{Lsn, TimelineId};
+use logship_protocol::pg::walrecord::next_record_start;
+use logship_protocol::pg::{Lsn, TimelineId, WalSegSize};
 use logship_tests::agent::{Agent, last_stderr_line};
 use logship_tests::archive::{TestStore, durable_end, wait_durable};
 use logship_tests::pg::{PgOptions, PgServer};
@@ -136,8 +137,9 @@ async fn restores_to_the_lsn_right_after_the_last_archived_commit() {
         assert_eq!(reached(&out), (committed, end), "{name}: {out}");
     }
 
-    // One byte past the archive's end is refused before anything is written.
-    let past = Lsn::new(end.as_u64() + 1);
+    // One byte past where the next record could start is refused before anything is
+    // written (the same as one past the end, unless the end falls on a page boundary).
+    let past = Lsn::new(next_record_start(end, WalSegSize::DEFAULT).as_u64() + 1);
     let to = dir.path().join("past-end");
     let out = restore(&store, &to, &["--target-lsn", &past.to_string()]);
     assert_eq!(out.status.code(), Some(1));

@@ -16,6 +16,7 @@ use std::fmt;
 
 use jiff::Timestamp;
 use logship_protocol::archive::backup::BackupMeta;
+use logship_protocol::pg::walrecord::next_record_start;
 use logship_protocol::pg::{Lsn, TimelineHistory, TimelineId};
 
 use crate::window::{LoadedSource, SourceSummary, on_history};
@@ -185,8 +186,11 @@ pub fn plan(
                 .collect::<Vec<_>>()
                 .join(", "),
         })?;
+    // An LSN inside the page header that follows the archived end is the same point: no
+    // record can start before it (`pg_current_wal_insert_lsn()` reports it after a record
+    // that fills its page).
     if let RecoveryTarget::Lsn(lsn) = target
-        && lsn > archived_end
+        && lsn > next_record_start(archived_end, summary.wal_seg_size)
     {
         return Err(PlanError::LsnBeyondArchive {
             target: lsn,
@@ -423,10 +427,10 @@ mod tests {
         assert_eq!(
             err(
                 &s,
-                RecoveryTarget::Lsn(lsn("0/9000001")),
+                RecoveryTarget::Lsn(lsn("0/9000029")),
                 TargetTimeline::Latest
             ),
-            "target LSN 0/9000001 is beyond the archived WAL of timeline 1, which ends at 0/9000000 (pick an earlier LSN, or wait until the WAL is archived; see logship list)"
+            "target LSN 0/9000029 is beyond the archived WAL of timeline 1, which ends at 0/9000000 (pick an earlier LSN, or wait until the WAL is archived; see logship list)"
         );
     }
 
@@ -587,9 +591,17 @@ mod tests {
         for target in ["0/8FFFEFF", "0/8FFFF00"] {
             assert_eq!(stop(target), RecoveryTarget::Lsn(lsn(target)));
         }
-        // Past its start, inside it, at its end and up to the archive's end, no record
-        // starts at or after the target: stop right after the last one instead.
-        for target in ["0/8FFFF01", "0/8FFFF3F", "0/8FFFF40", "0/9000000"] {
+        // Past its start, inside it, at its end, up to the archive's end and inside the
+        // page header after it, no record starts at or after the target: stop right after
+        // the last one instead.
+        for target in [
+            "0/8FFFF01",
+            "0/8FFFF3F",
+            "0/8FFFF40",
+            "0/9000000",
+            "0/9000001",
+            "0/9000028",
+        ] {
             assert_eq!(
                 stop(target),
                 RecoveryTarget::Lsn(lsn("0/8FFFF00")),
@@ -600,10 +612,10 @@ mod tests {
         assert_eq!(
             err(
                 &s,
-                RecoveryTarget::Lsn(lsn("0/9000001")),
+                RecoveryTarget::Lsn(lsn("0/9000029")),
                 TargetTimeline::Latest
             ),
-            "target LSN 0/9000001 is beyond the archived WAL of timeline 1, which ends at 0/9000000 (pick an earlier LSN, or wait until the WAL is archived; see logship list)"
+            "target LSN 0/9000029 is beyond the archived WAL of timeline 1, which ends at 0/9000000 (pick an earlier LSN, or wait until the WAL is archived; see logship list)"
         );
         // Not knowing the last record, the target is left as it is.
         let target = RecoveryTarget::Lsn(lsn("0/9000000"));

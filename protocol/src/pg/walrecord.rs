@@ -103,6 +103,21 @@ impl WalRecord {
     }
 }
 
+/// Where a record that follows WAL ending at `end` starts: `end` itself, or past the page
+/// header when `end` falls on a page boundary (the long header at a segment's start). This
+/// is what `pg_current_wal_insert_lsn()` reports after a record that fills its page.
+pub fn next_record_start(end: Lsn, seg: WalSegSize) -> Lsn {
+    let raw = end.as_u64();
+    let header = if raw.is_multiple_of(seg.bytes()) {
+        LONG_PAGE_HEADER_LEN
+    } else if raw.is_multiple_of(XLOG_BLCKSZ) {
+        SHORT_PAGE_HEADER_LEN
+    } else {
+        0
+    };
+    Lsn::new(raw.saturating_add(header as u64))
+}
+
 #[cfg(test)]
 impl WalRecord {
     /// A record built by hand, for decoders' unit tests.
@@ -841,6 +856,37 @@ mod tests {
     use std::io::Read;
 
     use super::*;
+
+    #[test]
+    fn the_next_record_starts_past_a_page_header() {
+        let seg = WalSegSize::new(1 << 20).unwrap();
+        let at = |raw: u64| next_record_start(Lsn::new(raw), seg).as_u64();
+        assert_eq!(at(0x70_00D8), 0x70_00D8);
+        assert_eq!(at(0x70_2000), 0x70_2018);
+        assert_eq!(at(0x80_0000), 0x80_0028);
+
+        // In real WAL, each record starts where the one before it lets the next start.
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/pg15-wal/000000010000000000000007.lz4"
+        );
+        let mut wal = Vec::new();
+        lz4_flex::frame::FrameDecoder::new(std::fs::File::open(path).unwrap())
+            .read_to_end(&mut wal)
+            .unwrap();
+        let mut reader = WalRecordReader::new(Lsn::new(0x70_0000), seg);
+        reader.feed(&wal);
+        let mut previous_end = None;
+        let mut pairs = 0;
+        while let Some(record) = reader.next_record().unwrap() {
+            if let Some(end) = previous_end {
+                assert_eq!(record.lsn, next_record_start(end, seg));
+                pairs += 1;
+            }
+            previous_end = Some(record.end_lsn);
+        }
+        assert!(pairs > 100, "{pairs} records");
+    }
 
     #[test]
     fn keeps_no_bytes_it_has_consumed() {
