@@ -243,7 +243,10 @@ async fn window_ends_at_the_newest_commit_in_the_archive() {
     )
     .unwrap();
     assert_eq!(restore.backup, meta);
-    assert_eq!(restore.wal_end, Lsn::new(0xA0_0000));
+    assert_eq!(
+        loaded.summary.archived_end(restore.timeline),
+        Some(Lsn::new(0xA0_0000))
+    );
 }
 
 #[tokio::test]

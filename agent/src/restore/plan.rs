@@ -66,9 +66,6 @@ pub struct RestorePlan {
     pub target: RecoveryTarget,
     /// The timeline recovery follows.
     pub timeline: TimelineId,
-    /// How far WAL must be available: the target LSN, or else the archived end of
-    /// `timeline` (a time target stops at its commit somewhere before that).
-    pub wal_end: Lsn,
 }
 
 /// A target no restore can reach, each message showing what can be reached instead.
@@ -226,13 +223,6 @@ pub fn plan(
         backup: backup.clone(),
         target,
         timeline: tli,
-        wal_end: match target {
-            RecoveryTarget::Lsn(lsn) => lsn,
-            RecoveryTarget::Immediate => backup.end_lsn,
-            RecoveryTarget::Time(_) | RecoveryTarget::Latest | RecoveryTarget::Xid(_) => {
-                archived_end
-            }
-        },
     })
 }
 
@@ -357,7 +347,6 @@ mod tests {
         let p = plan_for(&s, RecoveryTarget::Time(ts("2026-11-21T10:15:00Z"))).unwrap();
         assert_eq!(p.backup, s.backups[1]);
         assert_eq!(p.timeline, tli(1));
-        assert_eq!(p.wal_end, lsn("0/9000000"));
         assert_eq!(p.target, RecoveryTarget::Time(ts("2026-11-21T10:15:00Z")));
 
         // The window's edges are inside it; a backup ending exactly at the target counts.
@@ -406,7 +395,6 @@ mod tests {
         let s = summary();
         let p = plan_for(&s, RecoveryTarget::Lsn(lsn("0/5000100"))).unwrap();
         assert_eq!(p.backup, s.backups[2]);
-        assert_eq!(p.wal_end, lsn("0/5000100"));
         let p = plan_for(&s, RecoveryTarget::Lsn(lsn("0/50000FF"))).unwrap();
         assert_eq!(p.backup, s.backups[1]);
         let p = plan_for(&s, RecoveryTarget::Lsn(lsn("0/9000000"))).unwrap();
@@ -439,7 +427,6 @@ mod tests {
         let s = summary();
         let p = plan_for(&s, RecoveryTarget::Latest).unwrap();
         assert_eq!(p.backup, s.backups[2]);
-        assert_eq!(p.wal_end, lsn("0/9000000"));
         assert_eq!(p.target, RecoveryTarget::Latest);
     }
 
@@ -741,12 +728,10 @@ mod tests {
         let time = RecoveryTarget::Time(ts("2026-11-21T10:25:30Z"));
         let p = plan(&s, &histories, time, TargetTimeline::Latest).unwrap();
         assert_eq!(p.backup, s.backups[2]);
-        assert_eq!(p.wal_end, lsn("0/9000000"));
         // On timeline 1 itself it is the 10:25 one.
         let p = plan(&s, &histories, time, TargetTimeline::Id(tli(1))).unwrap();
         assert_eq!(p.backup, s.backups[3]);
         assert_eq!(p.timeline, tli(1));
-        assert_eq!(p.wal_end, lsn("0/7000000"));
         assert_eq!(
             plan(
                 &s,
