@@ -196,15 +196,9 @@ async fn the_worker_spools_ahead_of_replay_and_requests_are_served_from_disk() {
         String::from_utf8_lossy(&again.stderr)
     );
     assert!(
-        worker_running(&pg_wal),
+        ahead::is_running(&Spool::beside(&dest, seg())),
         "the repeated request waited until the read-ahead worker left"
     );
-}
-
-/// Whether a read-ahead worker holds the lock of the spool in `pg_wal`.
-fn worker_running(pg_wal: &Path) -> bool {
-    let lock = std::fs::File::open(pg_wal.join(SPOOL_DIR).join("read-ahead.lock")).unwrap();
-    matches!(lock.try_lock(), Err(std::fs::TryLockError::WouldBlock))
 }
 
 #[tokio::test]

@@ -31,6 +31,9 @@ const WANT_FILE: &str = "want";
 /// The file the read-ahead worker holds locked while it runs.
 const LOCK_FILE: &str = "read-ahead.lock";
 
+/// The file recording the WAL segment size, for requests served without reading the store.
+const SEGMENT_SIZE_FILE: &str = "segment-size";
+
 /// Segments fetched ahead, one file per segment, named as PostgreSQL names it.
 #[derive(Debug, Clone)]
 pub struct Spool {
@@ -48,13 +51,14 @@ impl Spool {
         }
     }
 
-    /// The spool beside `dest` if it holds segment file `name`, with the segment size read
-    /// from that file's length (the spool only holds whole, verified segments).
+    /// The spool beside `dest` if it holds segment file `name`, with the segment size an
+    /// earlier request recorded there (see [`Spool::prepare`]).
     pub fn holding(dest: &Path, name: &str) -> Option<Spool> {
         let probe = Spool::beside(dest, WalSegSize::DEFAULT);
-        let len = std::fs::metadata(probe.dir.join(name)).ok()?.len();
-        let seg = WalSegSize::new(len).ok()?;
-        Some(Spool { seg, ..probe })
+        let recorded = std::fs::read_to_string(probe.dir.join(SEGMENT_SIZE_FILE)).ok()?;
+        let seg = WalSegSize::new(recorded.trim().parse().ok()?).ok()?;
+        let spool = Spool { seg, ..probe };
+        spool.contains(name).then_some(spool)
     }
 
     /// The spool of the server whose data directory is `data`.
@@ -85,13 +89,21 @@ impl Spool {
         self.dir.join(LOCK_FILE)
     }
 
-    /// Creates the directory (mode 0700) and drops every segment, and every marker, before
-    /// `requested`: replay has moved past them.
+    /// Creates the directory (mode 0700), records the segment size in it, and drops every
+    /// segment, and every marker, before `requested`: replay has moved past them.
     pub fn prepare(&self, requested: SegmentNo) -> io::Result<()> {
         match std::fs::DirBuilder::new().mode(0o700).create(&self.dir) {
             Ok(()) => {}
             Err(err) if err.kind() == ErrorKind::AlreadyExists => {}
             Err(err) => return Err(err),
+        }
+        let size = self.seg.bytes().to_string();
+        let path = self.dir.join(SEGMENT_SIZE_FILE);
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(size.as_str()) {
+            // Not a TEMP_SUFFIX name: the worker removes those.
+            let temp = self.dir.join(format!("{SEGMENT_SIZE_FILE}.new"));
+            std::fs::write(&temp, &size)?;
+            std::fs::rename(&temp, &path)?;
         }
         self.remove_matching(|name| {
             let name = name.strip_suffix(ABSENT_SUFFIX).unwrap_or(name);
@@ -253,14 +265,22 @@ mod tests {
         assert!(!spool.take(&name(5), &dest).unwrap());
         assert!(!spool.contains(&name(5)));
 
+        // Found without knowing the segment size, which the spool recorded; a wrong size
+        // is still never served.
+        spool.put(&name(6), &full[..10]).unwrap();
+        let found = Spool::holding(&dest, &name(6)).unwrap();
+        assert_eq!(found.segment_size(), SEG);
+        assert!(!found.take(&name(6), &dest).unwrap());
+        assert!(Spool::holding(&dest, &name(6)).is_none());
+
         spool.mark_absent(&name(4)).unwrap();
-        spool.prepare(SegmentNo::new(5)).unwrap();
+        spool.prepare(SegmentNo::new(7)).unwrap();
         spool.remove_temp_files().unwrap();
         let left: Vec<_> = std::fs::read_dir(spool.dir())
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
-        assert!(left.is_empty(), "{left:?}");
+        assert_eq!(left, ["segment-size"]);
         spool.remove().unwrap();
         assert!(!spool.dir().exists());
     }
