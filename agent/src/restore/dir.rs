@@ -7,6 +7,8 @@ use std::io::{self, ErrorKind};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::restore::sync::{SyncError, sync_tree};
+
 /// A directory that cannot receive a restore.
 #[derive(Debug, thiserror::Error)]
 pub enum DirError {
@@ -43,10 +45,11 @@ pub enum DirError {
 }
 
 /// What a directory held before the restore, and so what undoing the restore means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Origin {
-    /// The restore created it: undo removes it.
-    Created,
+    /// The restore created it, and the missing parents above it up to `top`: undo removes
+    /// `top`.
+    Created { top: PathBuf },
     /// It existed (empty, or emptied by `--force`): undo empties it.
     Existed,
 }
@@ -129,6 +132,15 @@ impl CheckedDir {
             }
             Origin::Existed
         } else {
+            // The highest directory missing on the way down: undo removes it, and syncing
+            // the restore reaches up to its parent.
+            let top = self
+                .path
+                .ancestors()
+                .take_while(|dir| !dir.exists())
+                .last()
+                .unwrap_or(&self.path)
+                .to_path_buf();
             if let Some(parent) = self.path.parent() {
                 std::fs::create_dir_all(parent).map_err(io_err)?;
             }
@@ -136,7 +148,7 @@ impl CheckedDir {
                 .mode(0o700)
                 .create(&self.path)
                 .map_err(io_err)?;
-            Origin::Created
+            Origin::Created { top }
         };
         let dir = TargetDir {
             path: self.path.clone(),
@@ -158,19 +170,29 @@ impl TargetDir {
         &self.path
     }
 
-    /// Undoes the restore: removes the directory if the restore created it, else empties
-    /// it. Best effort, since it runs while another error is being reported; what it could
-    /// not remove is logged.
+    /// Undoes the restore: removes the directory, and the parents the restore created for
+    /// it, if the restore created it, else empties it. Best effort, since it runs while
+    /// another error is being reported; what it could not remove is logged.
     pub fn discard(&self) {
-        let result = match self.origin {
-            Origin::Created => std::fs::remove_dir_all(&self.path),
-            Origin::Existed => clear(&self.path),
+        let (dir, result) = match &self.origin {
+            Origin::Created { top } => (top, std::fs::remove_dir_all(top)),
+            Origin::Existed => (&self.path, clear(&self.path)),
         };
         if let Err(err) = result
             && err.kind() != ErrorKind::NotFound
         {
-            tracing::error!(dir = %self.path.display(), %err, "cannot remove what the failed restore wrote; remove it by hand");
+            tracing::error!(dir = %dir.display(), %err, "cannot remove what the failed restore wrote; remove it by hand");
         }
+    }
+
+    /// Fsyncs everything in the directory, and the directories whose entries name it, up
+    /// to the first one the restore did not create.
+    pub fn sync(&self) -> Result<(), SyncError> {
+        let top = match &self.origin {
+            Origin::Created { top } => top,
+            Origin::Existed => &self.path,
+        };
+        sync_tree(&self.path, top.parent().unwrap_or(top))
     }
 }
 

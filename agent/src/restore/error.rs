@@ -47,7 +47,7 @@ pub enum RestoreError {
     )]
     WriteConf { dir: String, reason: String },
     #[error("{0} (check the disk with dmesg, then run the restore again)")]
-    Sync(#[from] SyncError),
+    Sync(SyncError),
     #[error("the restore was interrupted, and what it had written was removed (run it again)")]
     Interrupted,
     #[error("{reason}")]

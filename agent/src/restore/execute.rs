@@ -19,7 +19,6 @@ use crate::restore::error::RestoreError;
 use crate::restore::extract::Extractor;
 use crate::restore::plan::{self, RecoveryTarget, RestorePlan, TargetTimeline};
 use crate::restore::recovery_conf::{self, RecoverySettings, RestoreCommand, TargetAction};
-use crate::restore::sync::sync_tree;
 use crate::restore::tablespace::{
     self, Placement, TABLESPACE_MAP, TablespaceMapping, tablespace_map,
 };
@@ -178,12 +177,13 @@ pub async fn run(
                     reason: format!("{err:#}"),
                 })?;
         }
-        let roots: Vec<PathBuf> = prepared.iter().map(|dir| dir.path().to_path_buf()).collect();
-        tokio::task::spawn_blocking(move || roots.iter().try_for_each(|root| sync_tree(root)))
+        let written = prepared.clone();
+        tokio::task::spawn_blocking(move || written.iter().try_for_each(TargetDir::sync))
             .await
             .map_err(|err| RestoreError::Task {
                 reason: err.to_string(),
-            })??;
+            })?
+            .map_err(RestoreError::Sync)?;
         Ok(Restored {
             dir: data,
             plan: plan.clone(),
@@ -221,33 +221,38 @@ fn check_dirs(
         key: ArchiveKey::BackupMeta { id: meta.id }.format(source, meta.wal_segment_size),
         reason,
     };
-    let mut checked = Vec::new();
-    for (index, ts) in meta.tablespaces.iter().enumerate() {
-        match (index, ts.oid, ts.location.as_deref()) {
-            (0, 0, _) => checked.push((0, dir::check_data_dir(to, force)?)),
-            (0, oid, _) => {
-                return Err(corrupt(format!(
-                    "its first tablespace is {oid}, not the data directory (0)"
-                )));
-            }
-            (_, 0, _) => return Err(corrupt("it lists the data directory twice".to_owned())),
-            (_, oid, Some(_)) => {
-                let placement = placements
-                    .iter()
-                    .find(|p| p.oid == oid)
-                    .ok_or_else(|| corrupt(format!("it lists tablespace {oid} twice")))?;
-                checked.push((
-                    oid,
-                    dir::check_tablespace_dir(oid, &placement.dir, placement.moved)?,
-                ));
-            }
-            (_, oid, None) => {
-                return Err(corrupt(format!("tablespace {oid} has no location")));
-            }
+    match meta.tablespaces.first() {
+        None => return Err(corrupt("it lists no tablespace".to_owned())),
+        Some(first) if first.oid != 0 => {
+            return Err(corrupt(format!(
+                "its first tablespace is {}, not the data directory (0)",
+                first.oid
+            )));
+        }
+        Some(_) => {}
+    }
+    for (index, ts) in meta.tablespaces.iter().enumerate().skip(1) {
+        if ts.oid == 0 {
+            return Err(corrupt("it lists the data directory twice".to_owned()));
+        }
+        if ts.location.is_none() {
+            return Err(corrupt(format!("tablespace {} has no location", ts.oid)));
+        }
+        if meta
+            .tablespaces
+            .iter()
+            .skip(index + 1)
+            .any(|t| t.oid == ts.oid)
+        {
+            return Err(corrupt(format!("it lists tablespace {} twice", ts.oid)));
         }
     }
-    if checked.is_empty() {
-        return Err(corrupt("it lists no tablespace".to_owned()));
+    let mut checked = vec![(0, dir::check_data_dir(to, force)?)];
+    for placement in placements {
+        checked.push((
+            placement.oid,
+            dir::check_tablespace_dir(placement.oid, &placement.dir, placement.moved)?,
+        ));
     }
     // Two tablespaces in one place, or one inside the data directory, would mix their files.
     for (i, (_, a)) in checked.iter().enumerate() {
@@ -302,7 +307,8 @@ async fn fetch_manifest(
 
 /// Links each tablespace into `pg_tblspc/` where `placements` put it, writes the
 /// `tablespace_map` anew when a mapping moved one, and keeps the `backup_manifest` beside
-/// the files, as `pg_basebackup` does, for `pg_verifybackup`.
+/// the files, as `pg_basebackup` does, for `pg_verifybackup` (which then needs
+/// `--ignore tablespace_map` after a mapping: the manifest lists the original map).
 fn finish_dir(
     data: &Path,
     placements: &[Placement],

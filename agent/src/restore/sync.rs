@@ -5,53 +5,59 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// Fsyncs every regular file and directory under `root`, `root` itself and the directory
-/// that holds it; symbolic links are not followed (a tablespace is synced as its own root).
-pub fn sync_tree(root: &Path) -> Result<(), SyncError> {
+/// Fsyncs every regular file and directory under `root`, `root` itself, and each directory
+/// from `root`'s parent up to `up_to` (the parent of the highest directory the restore
+/// created), so that the entries naming them are on disk too. Symbolic links are not
+/// followed (a tablespace is synced as its own root).
+pub fn sync_tree(root: &Path, up_to: &Path) -> Result<(), SyncError> {
     let mut dirs = vec![root.to_path_buf()];
     while let Some(dir) = dirs.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(|err| SyncError::new(&dir, err))?;
+        let entries = std::fs::read_dir(&dir).map_err(|err| SyncError::new(&dir, &err))?;
         for entry in entries {
-            let entry = entry.map_err(|err| SyncError::new(&dir, err))?;
+            let entry = entry.map_err(|err| SyncError::new(&dir, &err))?;
             let path = entry.path();
             let kind = entry
                 .file_type()
-                .map_err(|err| SyncError::new(&path, err))?;
+                .map_err(|err| SyncError::new(&path, &err))?;
             if kind.is_dir() {
                 dirs.push(path);
             } else if kind.is_file() {
                 sync_path(&path)?;
             }
         }
-        // After its entries: the directory then names files whose data is on disk.
         sync_path(&dir)?;
     }
-    match root.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => sync_path(parent),
-        _ => Ok(()),
+    for ancestor in root.ancestors().skip(1) {
+        if ancestor.as_os_str().is_empty() {
+            break;
+        }
+        sync_path(ancestor)?;
+        if ancestor == up_to {
+            break;
+        }
     }
+    Ok(())
 }
 
 fn sync_path(path: &Path) -> Result<(), SyncError> {
     File::open(path)
         .and_then(|file| file.sync_all())
-        .map_err(|err| SyncError::new(path, err))
+        .map_err(|err| SyncError::new(path, &err))
 }
 
 /// A file or directory that could not be made durable.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot flush {} to disk: {source}", path.display())]
+#[error("cannot flush {} to disk: {reason}", path.display())]
 pub struct SyncError {
     path: PathBuf,
-    #[source]
-    source: io::Error,
+    reason: String,
 }
 
 impl SyncError {
-    fn new(path: &Path, source: io::Error) -> SyncError {
+    fn new(path: &Path, err: &io::Error) -> SyncError {
         SyncError {
             path: path.to_path_buf(),
-            source,
+            reason: err.to_string(),
         }
     }
 }
@@ -68,14 +74,14 @@ mod tests {
         std::fs::write(root.path().join("PG_VERSION"), b"15\n").unwrap();
         // A link to a place that does not exist: following it would fail.
         std::os::unix::fs::symlink("/nonexistent/ts", root.path().join("ts")).unwrap();
-        sync_tree(root.path()).unwrap();
+        sync_tree(root.path(), root.path()).unwrap();
     }
 
     #[test]
     fn a_missing_root_names_the_path() {
         let root = tempfile::tempdir().unwrap();
         let missing = root.path().join("gone");
-        let err = sync_tree(&missing).unwrap_err().to_string();
+        let err = sync_tree(&missing, root.path()).unwrap_err().to_string();
         assert_eq!(
             err,
             format!(

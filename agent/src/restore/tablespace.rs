@@ -61,9 +61,17 @@ pub enum MappingError {
         known: String,
     },
     #[error(
+        "--tablespace-mapping names {old}, but backup {id} has no tablespaces (leave out --tablespace-mapping)"
+    )]
+    NoTablespaces { old: String, id: BackupId },
+    #[error(
         "--tablespace-mapping maps {old} more than once (give each tablespace directory one NEWDIR)"
     )]
     Twice { old: String },
+    #[error(
+        "--tablespace-mapping moves a tablespace to {new}, which lies inside or around the original tablespace directory {original} (choose a NEWDIR outside every original tablespace directory)"
+    )]
+    Overlaps { new: String, original: String },
 }
 
 /// Where each tablespace of `meta` goes, in the meta's order, after `mappings`. Every
@@ -92,20 +100,31 @@ pub fn place(
         .iter()
         .find(|m| !originals.iter().any(|(_, dir)| Path::new(dir) == m.old))
     {
+        let old = unknown.old.display().to_string();
+        if originals.is_empty() {
+            return Err(MappingError::NoTablespaces { old, id: meta.id });
+        }
         let known = originals
             .iter()
             .map(|(_, dir)| *dir)
             .collect::<Vec<_>>()
             .join(", ");
         return Err(MappingError::Unknown {
-            old: unknown.old.display().to_string(),
+            old,
             id: meta.id,
-            known: if known.is_empty() {
-                "it has none".to_owned()
-            } else {
-                known
-            },
+            known,
         });
+    }
+    // The original server may still use every one of them.
+    for mapping in mappings {
+        if let Some((_, original)) = originals.iter().find(|(_, dir)| {
+            mapping.new.starts_with(dir) || Path::new(dir).starts_with(&mapping.new)
+        }) {
+            return Err(MappingError::Overlaps {
+                new: mapping.new.display().to_string(),
+                original: (*original).to_owned(),
+            });
+        }
     }
     Ok(originals
         .into_iter()
@@ -218,9 +237,29 @@ mod tests {
                 .unwrap_err()
                 .to_string(),
             format!(
-                "--tablespace-mapping names /srv/ts1, but backup {id} has no tablespace there (map one of its tablespace directories: it has none)"
+                "--tablespace-mapping names /srv/ts1, but backup {id} has no tablespaces (leave out --tablespace-mapping)"
             )
         );
+        let two = self::meta(&[(16390, "/srv/ts1"), (16391, "/srv/ts2")]);
+        for bad in [
+            "/srv/ts1=/srv/ts1/copy",
+            "/srv/ts1=/srv",
+            "/srv/ts1=/srv/ts2/x",
+        ] {
+            let new = bad.split_once('=').unwrap().1;
+            let original = if new.starts_with("/srv/ts2") {
+                "/srv/ts2"
+            } else {
+                "/srv/ts1"
+            };
+            assert_eq!(
+                place(&two, &[mapping(bad)]).unwrap_err().to_string(),
+                format!(
+                    "--tablespace-mapping moves a tablespace to {new}, which lies inside or around the original tablespace directory {original} (choose a NEWDIR outside every original tablespace directory)"
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
