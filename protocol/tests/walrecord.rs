@@ -8,7 +8,9 @@
 use std::io::Read;
 use std::sync::OnceLock;
 
-use logship_protocol::pg::walrecord::{WalDecodeError, WalRecord, WalRecordReader};
+use logship_protocol::pg::walrecord::{
+    WalDecodeError, WalRecord, WalRecordReader, next_record_start,
+};
 use logship_protocol::pg::xact::{XactKind, decode_xact};
 use logship_protocol::pg::{Lsn, WalSegSize};
 use proptest::prelude::*;
@@ -503,4 +505,27 @@ proptest! {
         let (records, _, _) = read(FIRST, &bytes, &[4096]);
         prop_assert!(!records.is_empty());
     }
+}
+
+/// Each record starts where the one before it lets the next one start: right after it, or
+/// past the page header when it ends on a page boundary.
+#[test]
+fn each_record_starts_where_the_previous_one_lets_the_next_start() {
+    let mut reader = WalRecordReader::new(Lsn::new(FIRST), seg());
+    reader.feed(wal());
+    let mut previous_end = None;
+    let (mut pairs, mut on_boundary) = (0, 0);
+    while let Some(record) = reader.next_record().unwrap() {
+        if let Some(end) = previous_end {
+            assert_eq!(record.lsn, next_record_start(end, seg()), "after {end}");
+            pairs += 1;
+            if end.as_u64() % PAGE == 0 {
+                on_boundary += 1;
+            }
+        }
+        previous_end = Some(record.end_lsn);
+    }
+    assert!(pairs > 1000, "{pairs} pairs");
+    // The page-header case, in real WAL too.
+    assert!(on_boundary >= 1, "no record ends on a page boundary");
 }
