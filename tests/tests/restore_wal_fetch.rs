@@ -69,27 +69,42 @@ async fn store_with(segnos: &[u64]) -> (tempfile::TempDir, Arc<dyn Store>, Sourc
 /// Runs `logship wal-fetch` for segment `segno` into `dest`, as the restore_command does.
 fn fetch(store_dir: &Path, segno: u64, dest: &Path, prefetch: usize) -> Output {
     let url = format!("file://{}", store_dir.display());
+    fetch_from(&url, &[], segno, dest, prefetch)
+}
+
+/// [`fetch`] from the store at `url`, with `env` for reaching it.
+fn fetch_from(
+    url: &str,
+    env: &[(String, String)],
+    segno: u64,
+    dest: &Path,
+    prefetch: usize,
+) -> Output {
     logship(
         &[
             "--store",
-            &url,
+            url,
             "wal-fetch",
             &name(segno),
             &dest.display().to_string(),
             "--prefetch",
             &prefetch.to_string(),
         ],
-        &[],
+        env,
     )
 }
 
-fn assert_found(out: &Output, dest: &Path, segno: u64) {
+fn assert_exit(out: &Output, code: i32) {
     assert_eq!(
         out.status.code(),
-        Some(0),
+        Some(code),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+fn assert_found(out: &Output, dest: &Path, segno: u64) {
+    assert_exit(out, 0);
     assert_eq!(std::fs::read(dest).unwrap(), content(segno));
 }
 
@@ -154,24 +169,14 @@ async fn the_worker_spools_ahead_of_replay_and_requests_are_served_from_disk() {
     wait_spooled(&pg_wal, &[5, 6, 7], &[]);
 
     // A spooled segment is served without opening the store: even an unreachable one.
-    let unreachable = logship(
-        &[
-            "--store",
-            "s3://gone/archive",
-            "wal-fetch",
-            &name(5),
-            &dest.display().to_string(),
-            "--prefetch",
-            "3",
-        ],
-        &[
-            ("LOGSHIP_STORE_ENDPOINT", "http://127.0.0.1:9"),
-            ("AWS_ACCESS_KEY_ID", "unused"),
-            ("AWS_SECRET_ACCESS_KEY", "unused"),
-            ("AWS_REGION", "us-east-1"),
-        ]
-        .map(|(k, v)| (k.to_owned(), v.to_owned())),
-    );
+    let unreachable_env = [
+        ("LOGSHIP_STORE_ENDPOINT", "http://127.0.0.1:9"),
+        ("AWS_ACCESS_KEY_ID", "unused"),
+        ("AWS_SECRET_ACCESS_KEY", "unused"),
+        ("AWS_REGION", "us-east-1"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()));
+    let unreachable = fetch_from("s3://gone/archive", &unreachable_env, 5, &dest, 3);
     assert_found(&unreachable, &dest, 5);
     wait_spooled(&pg_wal, &[6, 7], &[8]);
 
@@ -179,22 +184,10 @@ async fn the_worker_spools_ahead_of_replay_and_requests_are_served_from_disk() {
     // and past the archive's end the worker leaves a marker, so the request reads the store.
     assert_found(&fetch(store_dir.path(), 7, &dest, 3), &dest, 7);
     wait_spooled(&pg_wal, &[], &[8, 9, 10]);
-    let out = fetch(store_dir.path(), 8, &dest, 3);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&fetch(store_dir.path(), 8, &dest, 3), 1);
     // PostgreSQL asks again for the file that ended the archive. The marker still answers,
     // so the request does not wait for the worker to leave.
-    let again = fetch(store_dir.path(), 8, &dest, 3);
-    assert_eq!(
-        again.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&again.stderr)
-    );
+    assert_exit(&fetch(store_dir.path(), 8, &dest, 3), 1);
     assert!(
         ahead::is_running(&Spool::beside(&dest, seg())),
         "the repeated request waited until the read-ahead worker left"
@@ -230,7 +223,7 @@ async fn only_verified_complete_segments_are_spooled() {
 
     // The damaged segment is reported by the request for it, naming the object.
     let out = fetch(store_dir.path(), 5, &dest, 4);
-    assert_eq!(out.status.code(), Some(255));
+    assert_exit(&out, 255);
     assert_eq!(
         last_stderr_line(&out),
         format!(
@@ -238,13 +231,7 @@ async fn only_verified_complete_segments_are_spooled() {
         )
     );
     // The segment in progress is served from its pieces, padded with zeros.
-    let out = fetch(store_dir.path(), 6, &dest, 4);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&fetch(store_dir.path(), 6, &dest, 4), 0);
     let served = std::fs::read(&dest).unwrap();
     assert_eq!(served.len() as u64, MIB);
     assert!(served[..0x100].iter().all(|&b| b == 9) && served[0x100..].iter().all(|&b| b == 0));
