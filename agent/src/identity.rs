@@ -107,8 +107,9 @@ mod tests {
     use super::*;
     use crate::store::fs::FsStore;
 
-    /// A store under a temp dir whose source `main` has `stored` as its identity object.
-    async fn store_holding(stored: Vec<u8>) -> (tempfile::TempDir, FsStore, SourceName) {
+    /// Why `read_identity` refuses `stored` as the identity object of source `main`, with
+    /// the URL of the store it was read from.
+    async fn refusal(stored: Vec<u8>) -> (String, String) {
         let dir = tempfile::tempdir().unwrap();
         let store = FsStore::new(dir.path()).unwrap();
         let source = SourceName::new("main").unwrap();
@@ -116,7 +117,8 @@ mod tests {
             .put(&identity_key(&source), stored.into())
             .await
             .unwrap();
-        (dir, store, source)
+        let err = read_identity(&store, &source).await.unwrap_err();
+        (err.to_string(), store.url().to_owned())
     }
 
     fn postgres() -> SourceIdentity {
@@ -135,27 +137,23 @@ mod tests {
         stored[last] ^= 1;
         let expected_crc = crc32fast::hash(&postgres().encode());
         let actual_crc = crc32fast::hash(&stored[object::HEADER_LEN..]);
-        let (_dir, store, source) = store_holding(stored).await;
-        let err = read_identity(&store, &source).await.unwrap_err();
+        let (err, url) = refusal(stored).await;
         assert_eq!(
-            err.to_string(),
+            err,
             format!(
-                "identity object main/identity in store {} is unreadable: object payload \
+                "identity object main/identity in store {url} is unreadable: object payload \
                  checksum mismatch: expected {expected_crc:08X}, computed {actual_crc:08X} \
-                 (restore it from a copy, or move the source's prefix aside)",
-                store.url()
+                 (restore it from a copy, or move the source's prefix aside)"
             )
         );
 
         let stored = object::encode(b"kind=postgres\n", Codec::None);
-        let (_dir, store, source) = store_holding(stored).await;
-        let err = read_identity(&store, &source).await.unwrap_err();
+        let (err, url) = refusal(stored).await;
         assert_eq!(
-            err.to_string(),
+            err,
             format!(
-                "identity object main/identity in store {} is unreadable: identity lacks key \
-                 \"system_identifier\" (restore it from a copy, or move the source's prefix aside)",
-                store.url()
+                "identity object main/identity in store {url} is unreadable: identity lacks key \
+                 \"system_identifier\" (restore it from a copy, or move the source's prefix aside)"
             )
         );
     }
@@ -163,28 +161,24 @@ mod tests {
     #[tokio::test]
     async fn an_identity_from_a_newer_logship_asks_for_an_upgrade() {
         let stored = object::encode(b"kind=mysql\nserver_uuid=x\n", Codec::None);
-        let (_dir, store, source) = store_holding(stored).await;
-        let err = read_identity(&store, &source).await.unwrap_err();
+        let (err, url) = refusal(stored).await;
         assert_eq!(
-            err.to_string(),
+            err,
             format!(
-                "identity object main/identity in store {} was written by a newer logship: \
-                 identity has unknown kind \"mysql\" (upgrade logship)",
-                store.url()
+                "identity object main/identity in store {url} was written by a newer logship: \
+                 identity has unknown kind \"mysql\" (upgrade logship)"
             )
         );
 
         let mut stored = object::encode(&postgres().encode(), Codec::None);
         stored[8] = 2;
-        let (_dir, store, source) = store_holding(stored).await;
-        let err = read_identity(&store, &source).await.unwrap_err();
+        let (err, url) = refusal(stored).await;
         assert_eq!(
-            err.to_string(),
+            err,
             format!(
-                "identity object main/identity in store {} was written by a newer logship: \
+                "identity object main/identity in store {url} was written by a newer logship: \
                  object format version 2 is not supported: this logship reads version 1 \
-                 (upgrade logship)",
-                store.url()
+                 (upgrade logship)"
             )
         );
     }

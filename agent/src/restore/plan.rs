@@ -413,12 +413,8 @@ mod tests {
             "target LSN 0/10000FF is before the restorable window, which starts at LSN 0/1000100 (2026-11-21T10:00:00Z) where the oldest restorable backup becomes consistent (pick a later LSN; see logship list)"
         );
         assert_eq!(
-            err(
-                &s,
-                RecoveryTarget::Lsn(lsn("0/9000029")),
-                TargetTimeline::Latest
-            ),
-            "target LSN 0/9000029 is beyond the archived WAL of timeline 1, which ends at 0/9000000 (pick an earlier LSN, or wait until the WAL is archived; see logship list)"
+            err(&s, RecoveryTarget::Lsn(lsn("1/0")), TargetTimeline::Latest),
+            "target LSN 1/0 is beyond the archived WAL of timeline 1, which ends at 0/9000000 (pick an earlier LSN, or wait until the WAL is archived; see logship list)"
         );
     }
 
