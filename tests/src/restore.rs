@@ -12,7 +12,7 @@ use logship_protocol::archive::key::SourceName;
 use logship_protocol::pg::Lsn;
 use tempfile::TempDir;
 
-use crate::agent::{Agent, logship};
+use crate::agent::{Agent, last_stderr_line, logship};
 use crate::archive::{TestStore, wait_durable, wait_for_backups};
 use crate::pg::PgServer;
 use crate::util::{free_port, is_root, temp_dir};
@@ -159,6 +159,14 @@ pub fn restore(store: &TestStore, to: &Path, args: &[&str]) -> Output {
     let mut all = vec!["--store", &url, "restore", "--to", &to];
     all.extend_from_slice(args);
     logship(&all, &store.env())
+}
+
+/// Asserts that a restore into `to` failed with exit 1 and exactly `line` as its last line
+/// on stderr, and left no `to` behind.
+pub fn assert_refused(out: &Output, to: &Path, line: &str) {
+    assert_eq!(out.status.code(), Some(1), "{}", last_stderr_line(out));
+    assert_eq!(last_stderr_line(out), line);
+    assert!(!to.exists(), "the failed restore left {}", to.display());
 }
 
 /// Restores into `to` with `--start` on a free port; panics with the server log unless the

@@ -11,12 +11,12 @@ use std::time::Duration;
 use logship::window::{RecordSpan, load_source};
 use logship_protocol::pg::walrecord::next_record_start;
 use logship_protocol::pg::{Lsn, TimelineId, WalSegSize};
-use logship_tests::agent::{Agent, last_stderr_line};
+use logship_tests::agent::Agent;
 use logship_tests::archive::{TestStore, durable_end, wait_durable};
 use logship_tests::pg::{PgOptions, PgServer};
 use logship_tests::restore::{
-    Archiving, commit_returning_xid, commit_time, default_source, reached, restorable_window,
-    restore, restore_and_start, rows_sql,
+    Archiving, assert_refused, commit_returning_xid, commit_time, default_source, reached,
+    restorable_window, restore, restore_and_start, rows_sql,
 };
 use logship_tests::util::temp_dir;
 
@@ -142,14 +142,13 @@ async fn restores_to_the_lsn_right_after_the_last_archived_commit() {
     let past = Lsn::new(next_record_start(end, WalSegSize::DEFAULT).as_u64() + 1);
     let to = dir.path().join("past-end");
     let out = restore(&store, &to, &["--target-lsn", &past.to_string()]);
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        last_stderr_line(&out),
-        format!(
+    assert_refused(
+        &out,
+        &to,
+        &format!(
             "error: target LSN {past} is beyond the archived WAL of timeline 1, which ends at {end} (pick an earlier LSN, or wait until the WAL is archived; see logship list)"
-        )
+        ),
     );
-    assert!(!to.exists());
 
     // The window's first LSN, where the oldest backup becomes consistent: its rows exactly.
     let (server, out) = restore_and_start(

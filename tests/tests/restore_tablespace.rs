@@ -7,7 +7,9 @@
 use logship_tests::agent::last_stderr_line;
 use logship_tests::archive::TestStore;
 use logship_tests::pg::PgServer;
-use logship_tests::restore::{Archiving, restore, restore_and_start, rows_sql, wait_archived};
+use logship_tests::restore::{
+    Archiving, assert_refused, restore, restore_and_start, rows_sql, wait_archived,
+};
 use logship_tests::util::temp_dir;
 
 /// The names of the entries of `dir`, sorted.
@@ -43,14 +45,13 @@ async fn a_tablespace_is_restored_into_the_directory_its_mapping_names() {
 
     // Into the original's directory, in use: refused before anything is written.
     let out = restore(&store, &to, &["--latest"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        last_stderr_line(&out),
-        format!(
+    assert_refused(
+        &out,
+        &to,
+        &format!(
             "error: tablespace {oid} goes to {location}, its directory on the original server, which is not empty (the original may still use it: restore the tablespace elsewhere with --tablespace-mapping {location}=NEWDIR)"
-        )
+        ),
     );
-    assert!(!to.exists());
 
     // A mapping that names no tablespace of the backup: refused, nothing written.
     let out = restore(
