@@ -6,9 +6,9 @@ use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use logship_protocol::pg::TimelineId;
 
 use crate::config::Overrides;
-use crate::restore::plan::{RecoveryTarget, TargetTimeline};
-use crate::restore::recovery_conf::TargetAction;
-use crate::restore::tablespace::TablespaceMapping;
+use crate::pg::restore::plan::{RecoveryTarget, TargetTimeline};
+use crate::pg::restore::recovery_conf::TargetAction;
+use crate::pg::restore::tablespace::TablespaceMapping;
 
 /// Streams PostgreSQL WAL into object storage, continuously, and restores from it.
 #[derive(Debug, Parser)]
@@ -74,7 +74,7 @@ pub enum Command {
         #[arg(long)]
         source: Option<String>,
         /// How many segments to read ahead into pg_wal/logship-spool/ (0: none).
-        #[arg(long, value_name = "N", default_value_t = crate::walfetch::DEFAULT_PREFETCH)]
+        #[arg(long, value_name = "N", default_value_t = crate::pg::walfetch::DEFAULT_PREFETCH)]
         prefetch: usize,
         /// Run as the spool's read-ahead worker, which requests start themselves.
         #[arg(long = "read-ahead-worker", hide = true)]

@@ -6,21 +6,21 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use logship_protocol::archive::backup::BackupId;
 use logship_protocol::archive::key::{ArchiveKey, SourceName};
-use logship_protocol::pg::WalSegSize;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::backup::{self, BackupSchedule, BackupSettings};
 use crate::cli::RestoreArgs;
 use crate::config::{Config, SourceKind};
-use crate::localpg::{LocalPostgres, shell_quote};
 use crate::metrics::{self, SourceMetrics};
-use crate::restore::recovery_conf::RestoreCommand;
-use crate::restore::start::Outcome;
-use crate::source::postgres::PostgresSource;
+use crate::pg::backup::{self, BackupSchedule, BackupSettings};
+use crate::pg::localpg::{LocalPostgres, shell_quote};
+use crate::pg::restore;
+use crate::pg::restore::recovery_conf::RestoreCommand;
+use crate::pg::restore::start::Outcome;
+use crate::pg::source::PostgresSource;
+use crate::pg::walfetch::{self, Fetched};
 use crate::store::{self, Store};
-use crate::walfetch::{self, Fetched};
-use crate::{restore, timefmt};
+use crate::timefmt;
 
 /// How long shutdown may take before the process gives up on making WAL durable.
 /// Kubernetes' default grace period is 30 s; DESIGN.md asks for 5 s.
@@ -94,7 +94,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 }
 
 async fn wait_all(
-    sources: &mut JoinSet<(SourceName, Result<(), crate::source::postgres::SourceError>)>,
+    sources: &mut JoinSet<(SourceName, Result<(), crate::pg::source::SourceError>)>,
 ) -> anyhow::Result<()> {
     let mut result = Ok(());
     while let Some(joined) = sources.join_next().await {
@@ -107,7 +107,7 @@ async fn wait_all(
 
 fn source_result(
     joined: Result<
-        (SourceName, Result<(), crate::source::postgres::SourceError>),
+        (SourceName, Result<(), crate::pg::source::SourceError>),
         tokio::task::JoinError,
     >,
 ) -> anyhow::Result<()> {
@@ -305,9 +305,7 @@ pub async fn pick_source(
 pub async fn stored_sources(store: &dyn Store) -> anyhow::Result<Vec<SourceName>> {
     let mut names = Vec::new();
     for object in store.list("").await? {
-        if let Ok((name, ArchiveKey::Identity)) =
-            ArchiveKey::parse(&object.key, WalSegSize::DEFAULT)
-        {
+        if let Ok((name, ArchiveKey::Identity)) = ArchiveKey::parse(&object.key) {
             names.push(name);
         }
     }

@@ -11,7 +11,7 @@ use logship_protocol::archive::backup::CheckpointMode;
 use logship_protocol::archive::key::SourceName;
 use serde::{Deserialize, Deserializer};
 
-use crate::pgconn::{ConnectOptions, PgError};
+use crate::pg::conn::{ConnectOptions, PgError};
 use crate::store::StoreConfig;
 
 /// The store every command uses when none is configured: the embedded file store.

@@ -6,7 +6,6 @@
 use logship_protocol::archive::identity::SourceIdentity;
 use logship_protocol::archive::key::{ArchiveKey, SourceName};
 use logship_protocol::archive::object::{self, Codec};
-use logship_protocol::pg::WalSegSize;
 
 use crate::store::{Store, StoreError};
 
@@ -44,7 +43,7 @@ pub enum IdentityError {
 
 /// The identity object's key. Its layout does not depend on the segment size.
 fn identity_key(source: &SourceName) -> String {
-    ArchiveKey::Identity.format(source, WalSegSize::DEFAULT)
+    ArchiveKey::Identity.format(source)
 }
 
 /// Reads the recorded identity of `source`, if any.
@@ -106,6 +105,7 @@ pub async fn record_identity(
 mod tests {
     use super::*;
     use crate::store::fs::FsStore;
+    use logship_protocol::pg::WalSegSize;
 
     /// Why `read_identity` refuses `stored` as the identity object of source `main`, with
     /// the URL of the store it was read from.

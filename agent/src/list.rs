@@ -6,9 +6,9 @@ use std::io::{self, Write};
 use logship_protocol::archive::key::SourceName;
 use serde::Serialize;
 
+use crate::pg::window::{SourceSummary, WalRange, WindowError, load_source};
 use crate::store::Store;
 use crate::timefmt::format_time;
-use crate::window::{SourceSummary, WalRange, WindowError, load_source};
 
 /// Why the listing could not be produced.
 #[derive(Debug, thiserror::Error)]
@@ -253,8 +253,8 @@ fn human_bytes(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pg::window::Window;
     use crate::testutil::{lsn, tli, ts};
-    use crate::window::Window;
     use logship_protocol::archive::backup::{BackupId, BackupMeta, CheckpointMode};
     use logship_protocol::pg::WalSegSize;
 

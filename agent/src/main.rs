@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use logship::cli::{Cli, Command, LogFormat};
 use logship::config::{Config, one_line};
-use logship::walfetch::Fetched;
+use logship::pg::walfetch::Fetched;
 use logship::{commands, quickstart};
 
 /// Exit status of `wal-fetch` for anything but "not in the archive": above 125,

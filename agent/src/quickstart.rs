@@ -16,18 +16,18 @@ use logship_protocol::archive::key::{self, SourceName};
 use logship_protocol::pg::{Lsn, SegmentNo, TimelineId, WalSegSize, xlog_file_name};
 use tokio_util::sync::CancellationToken;
 
-use crate::backup::{self, BackupSettings};
-use crate::catalog::WalCatalog;
 use crate::config::{Config, SourceConfig};
 use crate::identity::read_identity;
-use crate::localpg::LocalPostgres;
 use crate::metrics::SourceMetrics;
-use crate::restore::plan::{RecoveryTarget, TargetTimeline};
-use crate::restore::recovery_conf::{RestoreCommand, TargetAction};
-use crate::restore::{self, execute::RestoreRequest};
-use crate::source::postgres::PostgresSource;
+use crate::pg::backup::{self, BackupSettings};
+use crate::pg::catalog::WalCatalog;
+use crate::pg::localpg::LocalPostgres;
+use crate::pg::restore::plan::{RecoveryTarget, TargetTimeline};
+use crate::pg::restore::recovery_conf::{RestoreCommand, TargetAction};
+use crate::pg::restore::{self, execute::RestoreRequest};
+use crate::pg::source::PostgresSource;
+use crate::pg::walfetch::{self, Fetched};
 use crate::store::{self, Store};
-use crate::walfetch::{self, Fetched};
 
 /// The source name the quickstart archives under.
 const SOURCE: &str = "quickstart";

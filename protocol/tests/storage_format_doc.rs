@@ -4,6 +4,7 @@ use logship_protocol::archive::backup::{BackupId, BackupMeta};
 use logship_protocol::archive::identity::SourceIdentity;
 use logship_protocol::archive::key::{ArchiveKey, SourceName};
 use logship_protocol::archive::object::{self, Codec};
+use logship_protocol::pg::key::WalKey;
 use logship_protocol::pg::{Lsn, SegmentNo, TimelineId, WalSegSize};
 
 const DOC: &str = include_str!("../../docs/storage-format.md");
@@ -46,17 +47,16 @@ fn key_examples_parse_as_described() {
     let seg = WalSegSize::DEFAULT;
     let tli = |t| TimelineId::new(t).unwrap();
     let expected = [
-        ArchiveKey::Identity,
-        ArchiveKey::History(tli(2)),
-        ArchiveKey::Segment {
+        WalKey::History(tli(2)),
+        WalKey::Segment {
             tli: tli(1),
             segno: SegmentNo::new(3),
         },
-        ArchiveKey::Segment {
+        WalKey::Segment {
             tli: tli(1),
             segno: SegmentNo::new(0x1FF),
         },
-        ArchiveKey::Piece {
+        WalKey::Piece {
             tli: tli(2),
             segno: SegmentNo::new(4),
             start: 0,
@@ -68,17 +68,21 @@ fn key_examples_parse_as_described() {
         .iter()
         .map(|line| line.split_whitespace().next().unwrap())
         .collect();
-    assert_eq!(keys.len(), expected.len());
     let main = SourceName::new("main").unwrap();
-    for (text, key) in keys.into_iter().zip(expected) {
-        assert_eq!(ArchiveKey::parse(text, seg), Ok((main.clone(), key)));
+    let (identity, keys) = keys.split_first().unwrap();
+    assert_eq!(
+        ArchiveKey::parse(identity),
+        Ok((main.clone(), ArchiveKey::Identity))
+    );
+    assert_eq!(keys.len(), expected.len());
+    for (&text, key) in keys.iter().zip(expected) {
+        assert_eq!(WalKey::parse(text, seg), Ok((main.clone(), key)));
         assert_eq!(key.format(&main, seg), text);
     }
 }
 
 #[test]
 fn backup_key_examples_parse_as_described() {
-    let seg = WalSegSize::DEFAULT;
     let id = BackupId::new(TimelineId::FIRST, Lsn::new(0x300_0028));
     assert_eq!(id.to_string(), "000000010000000003000028");
     let expected = [
@@ -108,8 +112,8 @@ fn backup_key_examples_parse_as_described() {
     assert_eq!(keys.len(), expected.len());
     let main = SourceName::new("main").unwrap();
     for (text, key) in keys.into_iter().zip(expected) {
-        assert_eq!(ArchiveKey::parse(text, seg), Ok((main.clone(), key)));
-        assert_eq!(key.format(&main, seg), text);
+        assert_eq!(ArchiveKey::parse(text), Ok((main.clone(), key)));
+        assert_eq!(key.format(&main), text);
     }
 }
 

@@ -4,10 +4,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use logship::catalog::WalCatalog;
+use logship::pg::catalog::WalCatalog;
+use logship::pg::walfetch;
 use logship::store::s3::S3Store;
 use logship::store::{self, Store, StoreConfig};
-use logship::walfetch;
 use logship_protocol::archive::backup::BackupId;
 use logship_protocol::archive::key::{self, ArchiveKey, SourceName};
 use logship_protocol::pg::{Lsn, TimelineId, WalSegSize, xlog_file_name};
@@ -106,7 +106,7 @@ pub async fn backup_ids(store: &dyn Store, source: &SourceName) -> Vec<BackupId>
         .await
         .expect("list the backups")
         .into_iter()
-        .filter_map(|o| match ArchiveKey::parse(&o.key, WalSegSize::DEFAULT) {
+        .filter_map(|o| match ArchiveKey::parse(&o.key) {
             Ok((_, ArchiveKey::BackupMeta { id })) => Some(id),
             _ => None,
         })

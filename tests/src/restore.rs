@@ -92,9 +92,9 @@ impl Archiving {
 }
 
 /// The restorable window of the default source, as `list` and `restore` see it.
-pub async fn restorable_window(store: &TestStore) -> logship::window::Window {
+pub async fn restorable_window(store: &TestStore) -> logship::pg::window::Window {
     let opened = store.open().await;
-    logship::window::load_source(opened.as_ref(), &default_source())
+    logship::pg::window::load_source(opened.as_ref(), &default_source())
         .await
         .unwrap()
         .summary
@@ -242,7 +242,7 @@ impl RestoredServer {
 
     /// The log of the supervised start.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.data.join(logship::restore::start::START_LOG))
+        std::fs::read_to_string(self.data.join(logship::pg::restore::start::START_LOG))
             .unwrap_or_default()
     }
 }

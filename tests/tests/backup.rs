@@ -38,7 +38,7 @@ fn env(pg: &PgServer, store: &TestStore, extra: &[(&str, &str)]) -> Vec<(String,
 }
 
 async fn get_object(store: &dyn Store, key: ArchiveKey) -> Vec<u8> {
-    let key = key.format(&source(), SEG);
+    let key = key.format(&source());
     store
         .get(&key)
         .await

@@ -9,6 +9,7 @@ use logship_protocol::archive::backup::BackupId;
 use logship_protocol::archive::identity::SourceIdentity;
 use logship_protocol::archive::key::{ArchiveKey, SourceName};
 use logship_protocol::archive::object::{self, Codec, HEADER_LEN};
+use logship_protocol::pg::key::WalKey;
 use logship_protocol::pg::{Lsn, SegmentNo, TimelineId, WalSegSize, xlog_file_name};
 use logship_tests::agent::{last_stderr_line, logship};
 
@@ -45,7 +46,7 @@ async fn put_truncated(store: &FsStore, key: &str, content: &[u8], keep: usize) 
 async fn wal_fetch_of_a_truncated_segment() {
     let (dir, store, source) = archive().await;
     let segno = SegmentNo::new(3);
-    let key = ArchiveKey::Segment {
+    let key = WalKey::Segment {
         tli: TimelineId::FIRST,
         segno,
     }
@@ -96,7 +97,7 @@ async fn list_with_a_truncated_identity() {
 async fn list_with_a_truncated_backup_meta() {
     let (_dir, store, source) = archive().await;
     let id = BackupId::new(TimelineId::FIRST, Lsn::new(0x30_0028));
-    let key = ArchiveKey::BackupMeta { id }.format(&source, seg());
+    let key = ArchiveKey::BackupMeta { id }.format(&source);
     put_truncated(&store, &key, b"{\"format\": 1}", 4).await;
 
     let out = logship(&["--store", store.url(), "list"], &[]);

@@ -5,14 +5,15 @@
 
 use logship::identity::record_identity;
 use logship::list::list;
-use logship::restore::plan::{RecoveryTarget, TargetTimeline, plan};
+use logship::pg::restore::plan::{RecoveryTarget, TargetTimeline, plan};
+use logship::pg::window::load_source;
 use logship::store::Store;
 use logship::timefmt::parse_time;
-use logship::window::load_source;
 use logship_protocol::archive::backup::{BackupId, BackupMeta, CheckpointMode, TablespaceMeta};
 use logship_protocol::archive::identity::SourceIdentity;
 use logship_protocol::archive::key::{ArchiveKey, SourceName};
 use logship_protocol::archive::object::{self, Codec};
+use logship_protocol::pg::key::WalKey;
 use logship_protocol::pg::{Lsn, SegmentNo, TimelineId, WalSegSize};
 use logship_tests::archive::TestStore;
 use serde_json::{Value, json};
@@ -132,7 +133,7 @@ impl Archive {
         }
     }
 
-    async fn put(&self, key: ArchiveKey, content: &[u8]) {
+    async fn put(&self, key: WalKey, content: &[u8]) {
         let stored = object::encode(content, Codec::Lz4);
         self.store
             .put(&key.format(&self.source, seg()), stored.into())
@@ -141,7 +142,7 @@ impl Archive {
     }
 
     async fn segment(&self, segno: u64) {
-        let key = ArchiveKey::Segment {
+        let key = WalKey::Segment {
             tli: tli1(),
             segno: SegmentNo::new(segno),
         };
@@ -150,7 +151,7 @@ impl Archive {
 
     async fn piece(&self, segno: u64, end: u32) {
         let content = fixture_segment(segno);
-        let key = ArchiveKey::Piece {
+        let key = WalKey::Piece {
             tli: tli1(),
             segno: SegmentNo::new(segno),
             start: 0,
@@ -163,7 +164,7 @@ impl Archive {
         let key = ArchiveKey::BackupMeta { id: meta.id };
         let stored = object::encode(&meta.to_json(), Codec::None);
         self.store
-            .put(&key.format(&self.source, seg()), stored.into())
+            .put(&key.format(&self.source), stored.into())
             .await
             .unwrap();
     }

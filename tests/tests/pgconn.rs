@@ -4,7 +4,7 @@
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use logship::pgconn::{ConnectOptions, PgError, ReplicationConnection, ReplicationEvent};
+use logship::pg::conn::{ConnectOptions, PgError, ReplicationConnection, ReplicationEvent};
 use logship_protocol::pg::replication::{PgTimestamp, StandbyStatusUpdate};
 use logship_protocol::pg::{Lsn, TimelineId, WalSegSize, xlog_file_name};
 use logship_tests::pg::{PgAuth, PgOptions, PgServer};

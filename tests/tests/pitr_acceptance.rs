@@ -6,7 +6,7 @@
 //! the newest archived commit, is reachable too: nothing follows it for PostgreSQL to stop
 //! before.
 
-use logship::catalog::WalCatalog;
+use logship::pg::catalog::WalCatalog;
 use logship::timefmt::format_time;
 use logship_protocol::pg::{Lsn, TimelineId, WalSegSize};
 use logship_tests::archive::TestStore;

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use logship::window::{RecordSpan, load_source};
+use logship::pg::window::{RecordSpan, load_source};
 use logship_protocol::pg::walrecord::next_record_start;
 use logship_protocol::pg::{Lsn, TimelineId, WalSegSize};
 use logship_tests::agent::Agent;

@@ -9,11 +9,12 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::process::Output;
 
-use logship::catalog::WalCatalog;
+use logship::pg::catalog::WalCatalog;
+use logship::pg::window::load_source;
 use logship::store::Store;
-use logship::window::load_source;
 use logship_protocol::archive::key::ArchiveKey;
 use logship_protocol::archive::object;
+use logship_protocol::pg::key::WalKey;
 use logship_protocol::pg::{Lsn, xlog_file_name};
 use logship_tests::agent::{last_stderr_line, logship};
 use logship_tests::archive::TestStore;
@@ -136,7 +137,7 @@ async fn refusals_name_the_cause_and_the_fix_exactly() {
         .unwrap();
     let seg = backup.wal_segment_size;
     let segno = backup.start_lsn.segment_no(seg);
-    let wal_key = ArchiveKey::Segment {
+    let wal_key = WalKey::Segment {
         tli: backup.timeline,
         segno,
     }
@@ -160,7 +161,7 @@ async fn refusals_name_the_cause_and_the_fix_exactly() {
         .unwrap();
     let piece = end.chain.last().unwrap();
     let segno = Lsn::new(end.end.as_u64() - 1).segment_no(seg);
-    let piece_key = ArchiveKey::Piece {
+    let piece_key = WalKey::Piece {
         tli: end.tli,
         segno,
         start: piece.start(),
@@ -191,7 +192,7 @@ async fn refusals_name_the_cause_and_the_fix_exactly() {
     opened.put(&piece_key, original).await.unwrap();
 
     // A damaged backup_manifest: refused before anything is unpacked.
-    let manifest_key = ArchiveKey::BackupManifest { id: backup.id }.format(&source, seg);
+    let manifest_key = ArchiveKey::BackupManifest { id: backup.id }.format(&source);
     let (_, reason) = flip_a_bit(opened.as_ref(), &manifest_key).await;
     let out = restore(&store, &to, &["--latest"]);
     let expected = format!(

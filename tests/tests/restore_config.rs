@@ -5,8 +5,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use logship::restore::plan::RecoveryTarget;
-use logship::restore::recovery_conf::{
+use logship::pg::restore::plan::RecoveryTarget;
+use logship::pg::restore::recovery_conf::{
     self, RecoverySettings, RestoreCommand, TargetAction, guc_quote,
 };
 use logship_protocol::archive::key::SourceName;

@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use logship::restore::extract::{ExtractError, Extractor, Unpacked};
+use logship::pg::restore::extract::{ExtractError, Extractor, Unpacked};
 use logship_protocol::pg::manifest::BackupManifest;
 use sha2::{Digest, Sha256};
 

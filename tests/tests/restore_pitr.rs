@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use logship_protocol::archive::key::{ArchiveKey, SourceName};
 use logship_protocol::archive::object;
-use logship_protocol::pg::{Lsn, WalSegSize};
+use logship_protocol::pg::Lsn;
 use logship_tests::agent::last_stderr_line;
 use logship_tests::archive::TestStore;
 use logship_tests::pg::PgServer;
@@ -159,7 +159,7 @@ async fn failures_name_the_cause_and_leave_no_restored_directory() {
         .map(|o| o.key)
         .filter(|k| {
             matches!(
-                ArchiveKey::parse(k, WalSegSize::DEFAULT),
+                ArchiveKey::parse(k),
                 Ok((_, ArchiveKey::BackupChunk { .. }))
             )
         })

@@ -8,13 +8,14 @@ use std::process::Output;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use logship::pg::walfetch::ahead;
+use logship::pg::walfetch::spool::{SPOOL_DIR, Spool};
 use logship::store::Store;
 use logship::store::fs::FsStore;
-use logship::walfetch::ahead;
-use logship::walfetch::spool::{SPOOL_DIR, Spool};
 use logship_protocol::archive::identity::SourceIdentity;
-use logship_protocol::archive::key::{ArchiveKey, SourceName};
+use logship_protocol::archive::key::SourceName;
 use logship_protocol::archive::object::{self, Codec};
+use logship_protocol::pg::key::WalKey;
 use logship_protocol::pg::{SegmentNo, TimelineId, WalSegSize, xlog_file_name};
 use logship_tests::agent::{last_stderr_line, logship};
 
@@ -37,7 +38,7 @@ fn content(segno: u64) -> Vec<u8> {
 }
 
 fn segment_key(source: &SourceName, segno: u64) -> String {
-    ArchiveKey::Segment {
+    WalKey::Segment {
         tli: tli(),
         segno: SegmentNo::new(segno),
     }
@@ -204,7 +205,7 @@ async fn only_verified_complete_segments_are_spooled() {
     damaged[middle] ^= 1;
     let reason = object::decode(&damaged).unwrap_err().to_string();
     store.put(&key5, damaged.into()).await.unwrap();
-    let piece = ArchiveKey::Piece {
+    let piece = WalKey::Piece {
         tli: tli(),
         segno: SegmentNo::new(6),
         start: 0,

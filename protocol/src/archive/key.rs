@@ -1,14 +1,13 @@
-//! Object keys: every key is built by [`ArchiveKey::format`] and read back by
-//! [`ArchiveKey::parse`]. Numbers are fixed-width upper-case hex, so sorting keys as strings
-//! sorts WAL by timeline, segment and piece offset, and backups by start position, then
-//! tablespace and chunk.
+//! Object keys every source kind shares: the identity and the base backups. Each key is
+//! built by [`ArchiveKey::format`] and read back by [`ArchiveKey::parse`]; the keys of the
+//! replication log itself are kind-specific ([`crate::pg::key::WalKey`] for PostgreSQL).
+//! Numbers are fixed-width upper-case hex, so sorting keys as strings sorts backups by
+//! start position, then tablespace and chunk.
 
 use std::fmt;
 
 use crate::archive::backup::BackupId;
-use crate::pg::segment::{WalFileName, parse_hex8, xlog_file_name};
-use crate::pg::timeline::history_file_name;
-use crate::pg::{SegmentNo, TimelineId, WalSegSize};
+use crate::pg::segment::parse_hex8;
 
 /// The name of a source, the first component of all its keys.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -51,26 +50,6 @@ impl fmt::Display for SourceName {
 pub enum ArchiveKey {
     /// The source's identity, written once before anything else.
     Identity,
-    /// A timeline's `.history` file.
-    History(TimelineId),
-    /// A complete WAL segment.
-    Segment {
-        /// The segment's timeline.
-        tli: TimelineId,
-        /// The segment's number.
-        segno: SegmentNo,
-    },
-    /// Bytes `[start, end)` of a segment still in progress, as offsets within the segment.
-    Piece {
-        /// The segment's timeline.
-        tli: TimelineId,
-        /// The segment's number.
-        segno: SegmentNo,
-        /// Offset of the first byte held.
-        start: u32,
-        /// Offset just past the last byte held.
-        end: u32,
-    },
     /// One chunk of a base backup's tar stream for one tablespace.
     BackupChunk {
         /// The backup.
@@ -150,39 +129,16 @@ pub enum KeyError {
 }
 
 const IDENTITY: &str = "identity";
-const TIMELINES: &str = "timelines";
-const WAL: &str = "wal";
-const PARTIAL: &str = ".partial.";
 const BACKUPS: &str = "backups";
 const TAR: &str = "tar";
 const BACKUP_MANIFEST: &str = "backup_manifest";
 const META: &str = "meta";
 
 impl ArchiveKey {
-    /// The key relative to the store root, e.g. `main/wal/00000001/000000010000000000000003`.
-    pub fn format(&self, source: &SourceName, seg: WalSegSize) -> String {
+    /// The key relative to the store root, e.g. `main/backups/000000010000000003000028/meta`.
+    pub fn format(&self, source: &SourceName) -> String {
         match *self {
             ArchiveKey::Identity => format!("{source}/{IDENTITY}"),
-            ArchiveKey::History(tli) => {
-                format!("{}{}", timelines_prefix(source), history_file_name(tli))
-            }
-            ArchiveKey::Segment { tli, segno } => {
-                format!(
-                    "{}{}",
-                    wal_prefix(source, tli),
-                    xlog_file_name(tli, segno, seg)
-                )
-            }
-            ArchiveKey::Piece {
-                tli,
-                segno,
-                start,
-                end,
-            } => format!(
-                "{}{}{PARTIAL}{start:08X}-{end:08X}",
-                wal_prefix(source, tli),
-                xlog_file_name(tli, segno, seg)
-            ),
             ArchiveKey::BackupChunk {
                 id,
                 tablespace,
@@ -199,35 +155,13 @@ impl ArchiveKey {
     }
 
     /// Reads a key relative to the store root back into its source and meaning.
-    pub fn parse(key: &str, seg: WalSegSize) -> Result<(SourceName, ArchiveKey), KeyError> {
+    pub fn parse(key: &str) -> Result<(SourceName, ArchiveKey), KeyError> {
         let unrecognized = || KeyError::Unrecognized {
             key: key.to_owned(),
         };
-        let parts: Vec<&str> = key.split('/').collect();
-        let (source, rest) = parts.split_first().ok_or_else(unrecognized)?;
-        let source = SourceName::new(source).map_err(|_| unrecognized())?;
+        let (source, rest) = split_source(key)?;
         let parsed = match *rest {
             [IDENTITY] => ArchiveKey::Identity,
-            [TIMELINES, name] => match parse_wal_file_name(key, name, seg)? {
-                WalFileName::History(tli) => ArchiveKey::History(tli),
-                WalFileName::Segment { .. } => return Err(unrecognized()),
-            },
-            [WAL, dir, name] => {
-                let dir_tli = parse_hex8(dir)
-                    .and_then(TimelineId::new)
-                    .ok_or_else(unrecognized)?;
-                let parsed = parse_wal_segment(key, name, seg)?;
-                let (ArchiveKey::Segment { tli, .. } | ArchiveKey::Piece { tli, .. }) = parsed
-                else {
-                    return Err(unrecognized());
-                };
-                if tli != dir_tli {
-                    return Err(KeyError::TimelineMismatch {
-                        key: key.to_owned(),
-                    });
-                }
-                parsed
-            }
             [BACKUPS, id, ref what @ ..] => {
                 let id = id.parse().map_err(|_| unrecognized())?;
                 match *what {
@@ -250,73 +184,20 @@ impl ArchiveKey {
     }
 }
 
-/// Parses the last component under `wal/<TLI>/`: a segment name, optionally with a piece range.
-fn parse_wal_segment(key: &str, name: &str, seg: WalSegSize) -> Result<ArchiveKey, KeyError> {
+/// Splits a key into its source and the components after it, or refuses it as unrecognized.
+pub(crate) fn split_source(key: &str) -> Result<(SourceName, Vec<&str>), KeyError> {
     let unrecognized = || KeyError::Unrecognized {
         key: key.to_owned(),
     };
-    let (file, range) = match name.split_once(PARTIAL) {
-        Some((file, range)) => (file, Some(range)),
-        None => (name, None),
-    };
-    let WalFileName::Segment { tli, segno } = parse_wal_file_name(key, file, seg)? else {
-        return Err(unrecognized());
-    };
-    let Some(range) = range else {
-        return Ok(ArchiveKey::Segment { tli, segno });
-    };
-    let (start, end) = range.split_once('-').ok_or_else(unrecognized)?;
-    let (Some(start), Some(end)) = (parse_hex8(start), parse_hex8(end)) else {
-        return Err(unrecognized());
-    };
-    if start >= end || u64::from(end) > seg.bytes() {
-        return Err(KeyError::BadPieceRange {
-            key: key.to_owned(),
-            start,
-            end,
-            seg_bytes: seg.bytes(),
-        });
-    }
-    Ok(ArchiveKey::Piece {
-        tli,
-        segno,
-        start,
-        end,
-    })
-}
-
-/// Parses a WAL file name inside a key, reporting failures against the whole key.
-fn parse_wal_file_name(key: &str, name: &str, seg: WalSegSize) -> Result<WalFileName, KeyError> {
-    use crate::pg::segment::WalFileNameError;
-    WalFileName::parse(name, seg).map_err(|reason| match reason {
-        WalFileNameError::Malformed { .. } => KeyError::Unrecognized {
-            key: key.to_owned(),
-        },
-        reason => KeyError::BadFileName {
-            key: key.to_owned(),
-            reason,
-        },
-    })
+    let mut parts = key.split('/');
+    let source = parts.next().ok_or_else(unrecognized)?;
+    let source = SourceName::new(source).map_err(|_| unrecognized())?;
+    Ok((source, parts.collect()))
 }
 
 /// Everything stored for `source`: `<source>/`.
 pub fn source_prefix(source: &SourceName) -> String {
     format!("{source}/")
-}
-
-/// The source's timeline history files: `<source>/timelines/`.
-pub fn timelines_prefix(source: &SourceName) -> String {
-    format!("{source}/{TIMELINES}/")
-}
-
-/// The WAL of every timeline of `source`: `<source>/wal/`.
-pub fn wal_root_prefix(source: &SourceName) -> String {
-    format!("{source}/{WAL}/")
-}
-
-/// The WAL of one timeline: `<source>/wal/<TLI %08X>/`.
-pub fn wal_prefix(source: &SourceName, tli: TimelineId) -> String {
-    format!("{source}/{WAL}/{:08X}/", tli.get())
 }
 
 /// Every base backup of `source`, complete or not: `<source>/backups/`.
@@ -332,10 +213,8 @@ pub fn backup_prefix(source: &SourceName, id: BackupId) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pg::Lsn;
+    use crate::pg::{Lsn, TimelineId};
     use proptest::prelude::*;
-
-    const SEG: WalSegSize = WalSegSize::DEFAULT;
 
     fn src(name: &str) -> SourceName {
         SourceName::new(name).unwrap()
@@ -369,40 +248,10 @@ mod tests {
     }
 
     #[test]
-    fn formats_every_layout() {
-        let s = src("main");
-        assert_eq!(ArchiveKey::Identity.format(&s, SEG), "main/identity");
-        assert_eq!(
-            ArchiveKey::History(tli(2)).format(&s, SEG),
-            "main/timelines/00000002.history"
-        );
-        assert_eq!(
-            ArchiveKey::Segment {
-                tli: tli(1),
-                segno: SegmentNo::new(0x1FF)
-            }
-            .format(&s, SEG),
-            "main/wal/00000001/0000000100000001000000FF"
-        );
-        assert_eq!(
-            ArchiveKey::Piece {
-                tli: tli(0x1A),
-                segno: SegmentNo::new(3),
-                start: 0,
-                end: 0x15_8000
-            }
-            .format(&s, SEG),
-            "main/wal/0000001A/0000001A0000000000000003.partial.00000000-00158000"
-        );
-        assert_eq!(source_prefix(&s), "main/");
-        assert_eq!(timelines_prefix(&s), "main/timelines/");
-        assert_eq!(wal_root_prefix(&s), "main/wal/");
-        assert_eq!(wal_prefix(&s, tli(0x1A)), "main/wal/0000001A/");
-    }
-
-    #[test]
     fn formats_backup_layouts() {
         let s = src("main");
+        assert_eq!(ArchiveKey::Identity.format(&s), "main/identity");
+        assert_eq!(source_prefix(&s), "main/");
         let id = BackupId::new(tli(1), Lsn::new(0x300_0028));
         assert_eq!(
             ArchiveKey::BackupChunk {
@@ -410,7 +259,7 @@ mod tests {
                 tablespace: 0,
                 chunk: 0x1F
             }
-            .format(&s, SEG),
+            .format(&s),
             "main/backups/000000010000000003000028/tar/00000000/0000001F"
         );
         assert_eq!(
@@ -419,15 +268,15 @@ mod tests {
                 tablespace: 16390,
                 chunk: 0
             }
-            .format(&s, SEG),
+            .format(&s),
             "main/backups/000000010000000003000028/tar/00004006/00000000"
         );
         assert_eq!(
-            ArchiveKey::BackupManifest { id }.format(&s, SEG),
+            ArchiveKey::BackupManifest { id }.format(&s),
             "main/backups/000000010000000003000028/backup_manifest"
         );
         assert_eq!(
-            ArchiveKey::BackupMeta { id }.format(&s, SEG),
+            ArchiveKey::BackupMeta { id }.format(&s),
             "main/backups/000000010000000003000028/meta"
         );
         assert_eq!(backups_prefix(&s), "main/backups/");
@@ -448,20 +297,9 @@ mod tests {
             "main/identity.txt",
             "/main/identity",
             "main//identity",
-            "main/timelines/2.history",
-            "main/timelines/0000000a.history",
-            "main/timelines/000000010000000000000003",
-            "main/wal/00000001/00000001.history",
-            "main/wal/1/000000010000000000000003",
-            "main/wal/00000001/000000010000000000000003.partial",
-            "main/wal/00000001/000000010000000000000003.partial.0-10",
-            "main/wal/00000001/000000010000000000000003.partial.00000000-0000001a",
-            "main/wal/00000001/000000010000000000000003.partial.00000000-00000010-",
-            "main/wal/00000001/000000010000000000000003.partial.00000000_00000010",
-            "main/wal/00000001/000000010000000000000003.partial.00000000-00000010.partial.00000000-00000010",
-            "main/wal/00000001/000000010000000000000003/x",
-            "main/wal/00000000/000000000000000000000003",
             "main/other/x",
+            "main/timelines/00000002.history",
+            "main/wal/00000001/000000010000000000000003",
             "main/backups",
             "main/backups/",
             "main/backups/000000010000000003000028",
@@ -479,74 +317,19 @@ mod tests {
             "main/backups/000000010000000003000028/tar/00000000/00000000/x",
             "main/backups/000000010000000003000028/tar/00000000/00000000.tmp",
         ] {
-            let err = ArchiveKey::parse(bad, SEG).unwrap_err();
+            let err = ArchiveKey::parse(bad).unwrap_err();
             assert_eq!(err, KeyError::Unrecognized { key: bad.into() }, "{bad}");
             assert!(err.to_string().contains(&format!("\"{bad}\"")));
         }
-    }
-
-    #[test]
-    fn rejects_bad_ranges_timelines_and_segment_numbers() {
-        let bad_ranges = [
-            "main/wal/00000001/000000010000000000000003.partial.00000010-00000010",
-            "main/wal/00000001/000000010000000000000003.partial.00000010-00000001",
-            "main/wal/00000001/000000010000000000000003.partial.00000000-01000001",
-        ];
-        for bad in bad_ranges {
-            assert!(matches!(
-                ArchiveKey::parse(bad, SEG),
-                Err(KeyError::BadPieceRange { .. })
-            ));
-        }
-        assert!(
-            ArchiveKey::parse(
-                "main/wal/00000001/000000010000000000000003.partial.00000000-01000000",
-                SEG
-            )
-            .is_ok()
-        );
-        assert_eq!(
-            ArchiveKey::parse("main/wal/00000002/000000010000000000000003", SEG),
-            Err(KeyError::TimelineMismatch {
-                key: "main/wal/00000002/000000010000000000000003".into()
-            })
-        );
-        let err = ArchiveKey::parse("main/wal/00000001/000000010000000000000100", SEG).unwrap_err();
-        assert!(matches!(err, KeyError::BadFileName { .. }));
-        assert!(
-            err.to_string()
-                .starts_with("archive key \"main/wal/00000001/000000010000000000000100\": ")
-        );
-    }
-
-    fn keys(seg: WalSegSize) -> impl Strategy<Value = ArchiveKey> {
-        let tli = (1u32..).prop_map(|t| TimelineId::new(t).unwrap());
-        let segno = (0..=u64::MAX / seg.bytes()).prop_map(SegmentNo::new);
-        let seg_bytes = u32::try_from(seg.bytes()).unwrap();
-        prop_oneof![
-            Just(ArchiveKey::Identity),
-            tli.clone().prop_map(ArchiveKey::History),
-            (tli.clone(), segno.clone())
-                .prop_map(|(tli, segno)| ArchiveKey::Segment { tli, segno }),
-            (tli, segno, 0..seg_bytes, 1..=seg_bytes).prop_map(|(tli, segno, a, b)| {
-                let (start, end) = if a < b { (a, b) } else { (b - 1, a + 1) };
-                ArchiveKey::Piece {
-                    tli,
-                    segno,
-                    start,
-                    end,
-                }
-            }),
-            backup_keys(),
-        ]
     }
 
     fn backup_ids() -> impl Strategy<Value = BackupId> {
         (1u32.., any::<u64>()).prop_map(|(t, lsn)| BackupId::new(tli(t), Lsn::new(lsn)))
     }
 
-    fn backup_keys() -> impl Strategy<Value = ArchiveKey> {
+    fn keys() -> impl Strategy<Value = ArchiveKey> {
         prop_oneof![
+            Just(ArchiveKey::Identity),
             (backup_ids(), any::<u32>(), any::<u32>()).prop_map(|(id, tablespace, chunk)| {
                 ArchiveKey::BackupChunk {
                     id,
@@ -559,49 +342,15 @@ mod tests {
         ]
     }
 
-    fn seg_and_key() -> impl Strategy<Value = (WalSegSize, ArchiveKey)> {
-        (20u32..=30).prop_flat_map(|shift| {
-            let seg = WalSegSize::new(1 << shift).unwrap();
-            (Just(seg), keys(seg))
-        })
-    }
-
     fn sources() -> impl Strategy<Value = SourceName> {
         "[a-z0-9][a-z0-9_-]{0,62}".prop_map(|s| SourceName::new(&s).unwrap())
     }
 
-    /// The position a WAL key covers, for checking that string order is position order.
-    fn position(key: &ArchiveKey) -> Option<(TimelineId, SegmentNo, u32, u32)> {
-        match *key {
-            ArchiveKey::Segment { tli, segno } => Some((tli, segno, 0, 0)),
-            ArchiveKey::Piece {
-                tli,
-                segno,
-                start,
-                end,
-            } => Some((tli, segno, start + 1, end)),
-            _ => None,
-        }
-    }
-
     proptest! {
         #[test]
-        fn round_trip(source in sources(), (seg, key) in seg_and_key()) {
-            let text = key.format(&source, seg);
-            prop_assert_eq!(ArchiveKey::parse(&text, seg), Ok((source, key)));
-        }
-
-        #[test]
-        fn sorted_keys_are_sorted_positions(mut wal in proptest::collection::vec(keys(SEG), 1..40)) {
-            wal.retain(|k| position(k).is_some());
-            let source = src("main");
-            let mut by_text: Vec<(String, ArchiveKey)> =
-                wal.iter().map(|k| (k.format(&source, SEG), *k)).collect();
-            by_text.sort_by(|a, b| a.0.cmp(&b.0));
-            let positions: Vec<_> = by_text.iter().map(|(_, k)| position(k)).collect();
-            let mut sorted = positions.clone();
-            sorted.sort();
-            prop_assert_eq!(positions, sorted);
+        fn round_trip(source in sources(), key in keys()) {
+            let text = key.format(&source);
+            prop_assert_eq!(ArchiveKey::parse(&text), Ok((source, key)));
         }
 
         #[test]
@@ -612,7 +361,7 @@ mod tests {
             let source = src("main");
             let mut by_text = chunks.clone();
             by_text.sort_by_key(|&(id, tablespace, chunk)| {
-                ArchiveKey::BackupChunk { id, tablespace, chunk }.format(&source, SEG)
+                ArchiveKey::BackupChunk { id, tablespace, chunk }.format(&source)
             });
             chunks.sort();
             prop_assert_eq!(by_text, chunks);
@@ -620,7 +369,7 @@ mod tests {
 
         #[test]
         fn parse_never_panics(key in "\\PC{0,80}") {
-            let _ = ArchiveKey::parse(&key, SEG);
+            let _ = ArchiveKey::parse(&key);
         }
     }
 }

@@ -2,6 +2,7 @@
 //! base backup stream with its manifest.
 
 pub mod basebackup;
+pub mod key;
 pub mod lsn;
 pub mod manifest;
 pub mod replication;

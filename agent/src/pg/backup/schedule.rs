@@ -9,13 +9,12 @@ use jiff::Timestamp;
 use logship_protocol::archive::backup::{BackupId, BackupMeta};
 use logship_protocol::archive::key::{self, ArchiveKey, SourceName};
 use logship_protocol::archive::object;
-use logship_protocol::pg::WalSegSize;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{BackupSettings, take_backup};
 use crate::metrics::SourceMetrics;
-use crate::pgconn::ConnectOptions;
+use crate::pg::conn::ConnectOptions;
 use crate::store::{Store, StoreError};
 
 /// The longest wait before trying again after a failure.
@@ -120,15 +119,13 @@ async fn newest_backup_end(
     let mut ids: Vec<BackupId> = Vec::new();
     for listed in store.list(&key::backups_prefix(source)).await? {
         // Backup keys do not depend on the segment size.
-        if let Ok((_, ArchiveKey::BackupMeta { id })) =
-            ArchiveKey::parse(&listed.key, WalSegSize::DEFAULT)
-        {
+        if let Ok((_, ArchiveKey::BackupMeta { id })) = ArchiveKey::parse(&listed.key) {
             ids.push(id);
         }
     }
     ids.sort_unstable();
     for id in ids.into_iter().rev() {
-        let meta_key = ArchiveKey::BackupMeta { id }.format(source, WalSegSize::DEFAULT);
+        let meta_key = ArchiveKey::BackupMeta { id }.format(source);
         let stored = match store.get(&meta_key).await {
             Ok(stored) => stored,
             // Pruned since the listing.

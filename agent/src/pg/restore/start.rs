@@ -14,12 +14,12 @@ use jiff::Timestamp;
 use logship_protocol::archive::backup::BackupMeta;
 use logship_protocol::pg::Lsn;
 
-use crate::localpg::LocalPostgres;
-use crate::restore::execute::Restored;
-use crate::restore::plan::RecoveryTarget;
-use crate::restore::recovery_conf::TargetAction;
-use crate::walfetch::ahead;
-use crate::walfetch::spool::Spool;
+use crate::pg::localpg::LocalPostgres;
+use crate::pg::restore::execute::Restored;
+use crate::pg::restore::plan::RecoveryTarget;
+use crate::pg::restore::recovery_conf::TargetAction;
+use crate::pg::walfetch::ahead;
+use crate::pg::walfetch::spool::Spool;
 
 /// The server log of the supervised start, inside the data directory.
 pub const START_LOG: &str = "logship-restore.log";

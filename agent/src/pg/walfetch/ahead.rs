@@ -14,7 +14,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use logship_protocol::archive::key::{ArchiveKey, SourceName};
+use logship_protocol::archive::key::SourceName;
+use logship_protocol::pg::key::WalKey;
 use logship_protocol::pg::segment::WalFileName;
 use logship_protocol::pg::{SegmentNo, TimelineId, xlog_file_name};
 
@@ -180,7 +181,7 @@ pub async fn run(store: Arc<dyn Store>, source: SourceName, spool: Spool, depth:
                 {
                     continue;
                 }
-                let key = ArchiveKey::Segment { tli, segno }.format(&source, seg);
+                let key = WalKey::Segment { tli, segno }.format(&source, seg);
                 let (store, spool) = (store.clone(), spool.clone());
                 in_flight.insert(segno);
                 tasks.spawn(async move {

@@ -6,8 +6,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use logship_protocol::archive::key::{self, ArchiveKey, SourceName};
+use logship_protocol::archive::key::SourceName;
 use logship_protocol::archive::pieces::{self, PieceRange};
+use logship_protocol::pg::key::{self as pg_key, WalKey};
 use logship_protocol::pg::{Lsn, SegmentNo, TimelineId, WalSegSize};
 
 use crate::store::{Store, StoreError};
@@ -70,19 +71,19 @@ impl WalCatalog {
             histories: BTreeSet::new(),
             timelines: BTreeMap::new(),
         };
-        let mut objects = store.list(&key::timelines_prefix(source)).await?;
-        objects.extend(store.list(&key::wal_root_prefix(source)).await?);
+        let mut objects = store.list(&pg_key::timelines_prefix(source)).await?;
+        objects.extend(store.list(&pg_key::wal_root_prefix(source)).await?);
         for object in objects {
-            match ArchiveKey::parse(&object.key, seg) {
-                Ok((_, ArchiveKey::History(tli))) => {
+            match WalKey::parse(&object.key, seg) {
+                Ok((_, WalKey::History(tli))) => {
                     catalog.histories.insert(tli);
                 }
-                Ok((_, ArchiveKey::Segment { tli, segno })) => {
+                Ok((_, WalKey::Segment { tli, segno })) => {
                     catalog.segment_mut(tli, segno).complete = true;
                 }
                 Ok((
                     _,
-                    ArchiveKey::Piece {
+                    WalKey::Piece {
                         tli,
                         segno,
                         start,
@@ -93,7 +94,6 @@ impl WalCatalog {
                         catalog.segment_mut(tli, segno).pieces.push(range);
                     }
                 }
-                Ok(_) => {}
                 Err(err) => tracing::warn!(key = %object.key, %err, "ignoring unexpected object"),
             }
         }

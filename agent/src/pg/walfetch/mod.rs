@@ -18,9 +18,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use logship_protocol::archive::identity::SourceIdentity;
-use logship_protocol::archive::key::{ArchiveKey, SourceName};
+use logship_protocol::archive::key::SourceName;
 use logship_protocol::archive::object;
 use logship_protocol::archive::pieces::PieceRange;
+use logship_protocol::pg::key::WalKey;
 use logship_protocol::pg::segment::WalFileName;
 use logship_protocol::pg::{SegmentNo, TimelineId, WalSegSize};
 
@@ -312,7 +313,7 @@ async fn fetch_named(
 ) -> Result<Fetched, FetchError> {
     let content = match name {
         WalFileName::History(tli) => {
-            read_object(store, &ArchiveKey::History(tli).format(source, seg)).await?
+            read_object(store, &WalKey::History(tli).format(source, seg)).await?
         }
         WalFileName::Segment { tli, segno } => {
             read_segment_again_if_merged(store, source, seg, tli, segno).await?
@@ -360,7 +361,7 @@ pub async fn read_segment(
     tli: TimelineId,
     segno: SegmentNo,
 ) -> Result<Option<Vec<u8>>, FetchError> {
-    let key = ArchiveKey::Segment { tli, segno }.format(source, seg);
+    let key = WalKey::Segment { tli, segno }.format(source, seg);
     if let Some(content) = read_object(store, &key).await? {
         return Ok(Some(content));
     }
@@ -368,7 +369,7 @@ pub async fn read_segment(
     let prefix = format!("{key}.partial.");
     let listed = retrying(|| async { store.list(&prefix).await.map_err(RetryableFetch::Store) });
     for object in listed.await? {
-        if let Ok((_, ArchiveKey::Piece { start, end, .. })) = ArchiveKey::parse(&object.key, seg)
+        if let Ok((_, WalKey::Piece { start, end, .. })) = WalKey::parse(&object.key, seg)
             && let Some(range) = PieceRange::new(start, end)
         {
             pieces.push(range);
@@ -381,7 +382,7 @@ pub async fn read_segment(
     let size = usize::try_from(seg.bytes()).unwrap_or(usize::MAX);
     let mut segment = Vec::with_capacity(size);
     for range in chain {
-        let piece_key = ArchiveKey::Piece {
+        let piece_key = WalKey::Piece {
             tli,
             segno,
             start: range.start(),

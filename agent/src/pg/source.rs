@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use logship_protocol::archive::identity::SourceIdentity;
-use logship_protocol::archive::key::{ArchiveKey, SourceName};
+use logship_protocol::archive::key::SourceName;
 use logship_protocol::archive::object::{self, Codec};
+use logship_protocol::pg::key::WalKey;
 use logship_protocol::pg::replication::{PgTimestamp, StandbyStatusUpdate};
 use logship_protocol::pg::timeline::TimelineHistory;
 use logship_protocol::pg::{Lsn, TimelineId, WalSegSize};
@@ -19,12 +20,12 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::archiver::{OutOfOrder, ResumeFrom, WalArchiver};
-use crate::catalog::WalCatalog;
 use crate::config::{SourceConfig, SourceOptionsError};
 use crate::identity::{IdentityError, record_identity, verify_identity};
 use crate::metrics::SourceMetrics;
-use crate::pgconn::{ConnectOptions, PgError, ReplicationConnection, ReplicationEvent, SlotInfo};
+use crate::pg::archiver::{OutOfOrder, ResumeFrom, WalArchiver};
+use crate::pg::catalog::WalCatalog;
+use crate::pg::conn::{ConnectOptions, PgError, ReplicationConnection, ReplicationEvent, SlotInfo};
 use crate::store::{Store, StoreError};
 
 const FIRST_RECONNECT: Duration = Duration::from_millis(500);
@@ -286,7 +287,7 @@ impl PostgresSource {
             return Ok(());
         }
         let (_, content) = conn.timeline_history(tli).await?;
-        let key = ArchiveKey::History(tli).format(&self.name, seg);
+        let key = WalKey::History(tli).format(&self.name, seg);
         self.store
             .put(&key, object::encode(&content, Codec::None).into())
             .await?;

@@ -17,10 +17,10 @@ use logship_protocol::archive::object;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::restore::error::RestoreError;
-use crate::restore::extract::Extractor;
+use crate::pg::restore::error::RestoreError;
+use crate::pg::restore::extract::Extractor;
+use crate::pg::walfetch::{FetchError, read_stored};
 use crate::store::Store;
-use crate::walfetch::{FetchError, read_stored};
 
 /// How many chunks are fetched at once.
 pub const PARALLEL: usize = 3;
@@ -93,7 +93,7 @@ fn chunk_key(source: &SourceName, meta: &BackupMeta, ts: &TablespaceMeta, chunk:
         tablespace: ts.oid,
         chunk,
     }
-    .format(source, meta.wal_segment_size)
+    .format(source)
 }
 
 /// A chunk as stored, with what its content must hash to.

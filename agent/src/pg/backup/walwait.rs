@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
-use logship_protocol::archive::key::{ArchiveKey, SourceName};
+use logship_protocol::archive::key::SourceName;
 use logship_protocol::archive::pieces::PieceRange;
+use logship_protocol::pg::key::WalKey;
 use logship_protocol::pg::{Lsn, SegmentNo, TimelineId, WalSegSize};
 use tokio::time::Instant;
 
 use super::BackupError;
-use crate::catalog::SegmentObjects;
+use crate::pg::catalog::SegmentObjects;
 use crate::store::Store;
 
 /// How often the store is asked again.
@@ -74,14 +75,14 @@ async fn durable_len(
     segno: SegmentNo,
 ) -> Result<u64, BackupError> {
     // The complete object's key is the prefix of its pieces' keys too.
-    let prefix = ArchiveKey::Segment { tli, segno }.format(source, seg);
+    let prefix = WalKey::Segment { tli, segno }.format(source, seg);
     let mut objects = SegmentObjects::default();
     for object in store.list(&prefix).await? {
-        match ArchiveKey::parse(&object.key, seg) {
-            Ok((_, ArchiveKey::Segment { segno: s, .. })) if s == segno => objects.complete = true,
+        match WalKey::parse(&object.key, seg) {
+            Ok((_, WalKey::Segment { segno: s, .. })) if s == segno => objects.complete = true,
             Ok((
                 _,
-                ArchiveKey::Piece {
+                WalKey::Piece {
                     segno: s,
                     start,
                     end,
@@ -117,7 +118,7 @@ mod tests {
         }
     }
 
-    async fn put(store: &dyn Store, key: ArchiveKey) {
+    async fn put(store: &dyn Store, key: WalKey) {
         let source = SourceName::new("main").unwrap();
         let data = object::encode(b"wal", Codec::None);
         store
@@ -126,15 +127,15 @@ mod tests {
             .unwrap();
     }
 
-    fn segment(segno: u64) -> ArchiveKey {
-        ArchiveKey::Segment {
+    fn segment(segno: u64) -> WalKey {
+        WalKey::Segment {
             tli: TimelineId::FIRST,
             segno: SegmentNo::new(segno),
         }
     }
 
-    fn piece(segno: u64, start: u32, end: u32) -> ArchiveKey {
-        ArchiveKey::Piece {
+    fn piece(segno: u64, start: u32, end: u32) -> WalKey {
+        WalKey::Piece {
             tli: TimelineId::FIRST,
             segno: SegmentNo::new(segno),
             start,

@@ -12,19 +12,19 @@ use logship_protocol::archive::backup::BackupMeta;
 use logship_protocol::archive::key::{ArchiveKey, SourceName};
 use logship_protocol::pg::manifest::BackupManifest;
 
-use crate::localpg::give_to_server_user;
-use crate::restore::dir::{self, CheckedDir, DirError, TargetDir};
-use crate::restore::download::{self, Destination};
-use crate::restore::error::RestoreError;
-use crate::restore::extract::Extractor;
-use crate::restore::plan::{self, RecoveryTarget, RestorePlan, TargetTimeline};
-use crate::restore::recovery_conf::{self, RecoverySettings, RestoreCommand, TargetAction};
-use crate::restore::tablespace::{
+use crate::pg::localpg::give_to_server_user;
+use crate::pg::restore::dir::{self, CheckedDir, DirError, TargetDir};
+use crate::pg::restore::download::{self, Destination};
+use crate::pg::restore::error::RestoreError;
+use crate::pg::restore::extract::Extractor;
+use crate::pg::restore::plan::{self, RecoveryTarget, RestorePlan, TargetTimeline};
+use crate::pg::restore::recovery_conf::{self, RecoverySettings, RestoreCommand, TargetAction};
+use crate::pg::restore::tablespace::{
     self, Placement, TABLESPACE_MAP, TablespaceMapping, tablespace_map,
 };
+use crate::pg::walfetch::read_object;
+use crate::pg::window::load_source;
 use crate::store::Store;
-use crate::walfetch::read_object;
-use crate::window::load_source;
 
 /// What to restore, and where.
 #[derive(Debug, Clone)]
@@ -218,7 +218,7 @@ fn check_dirs(
     force: bool,
 ) -> Result<Vec<(u32, CheckedDir)>, RestoreError> {
     let corrupt = |reason: String| RestoreError::CorruptObject {
-        key: ArchiveKey::BackupMeta { id: meta.id }.format(source, meta.wal_segment_size),
+        key: ArchiveKey::BackupMeta { id: meta.id }.format(source),
         reason,
     };
     match meta.tablespaces.first() {
@@ -281,7 +281,7 @@ async fn fetch_manifest(
         tracing::warn!(backup = %meta.id, "the backup has no backup_manifest: files are checked by chunk CRC only");
         return Ok(None);
     };
-    let key = ArchiveKey::BackupManifest { id: meta.id }.format(source, meta.wal_segment_size);
+    let key = ArchiveKey::BackupManifest { id: meta.id }.format(source);
     let raw = read_object(store, &key)
         .await
         .map_err(RestoreError::from_fetch)?

@@ -17,8 +17,8 @@ use jiff::Timestamp;
 use logship_protocol::archive::key::SourceName;
 use logship_protocol::pg::TimelineId;
 
-use crate::localpg::shell_quote;
-use crate::restore::plan::RecoveryTarget;
+use crate::pg::localpg::shell_quote;
+use crate::pg::restore::plan::RecoveryTarget;
 
 /// The port PostgreSQL listens on when its configuration does not say.
 pub const DEFAULT_PORT: u16 = 5432;

@@ -19,7 +19,7 @@ use logship_protocol::archive::backup::BackupMeta;
 use logship_protocol::pg::walrecord::next_record_start;
 use logship_protocol::pg::{Lsn, TimelineHistory, TimelineId};
 
-use crate::window::{LoadedSource, SourceSummary, on_history};
+use crate::pg::window::{LoadedSource, SourceSummary, on_history};
 
 /// Where recovery stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,8 +286,8 @@ pub fn recovery_stop(plan: &RestorePlan, loaded: &LoadedSource) -> RecoveryTarge
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pg::window::{RecordSpan, WalRange, Window};
     use crate::testutil::{backup_meta, lsn, tli, ts};
-    use crate::window::{RecordSpan, WalRange, Window};
     use logship_protocol::archive::key::SourceName;
     use logship_protocol::pg::WalSegSize;
 

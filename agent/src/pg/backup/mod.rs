@@ -27,7 +27,7 @@ use tracing::Instrument;
 
 use crate::config::{SourceConfig, SourceOptionsError};
 use crate::identity::{IdentityError, verify_identity};
-use crate::pgconn::{ConnectOptions, PgError, ReplicationConnection};
+use crate::pg::conn::{ConnectOptions, PgError, ReplicationConnection};
 use crate::store::{Store, StoreError};
 
 mod chunks;
@@ -269,8 +269,8 @@ async fn stream_backup(
     {
         return Err(BackupError::AlreadyExists { id });
     }
-    let mut writer = ChunkWriter::new(store.clone(), source.clone(), server.seg, id);
-    let manifest_key = ArchiveKey::BackupManifest { id }.format(source, server.seg);
+    let mut writer = ChunkWriter::new(store.clone(), source.clone(), id);
+    let manifest_key = ArchiveKey::BackupManifest { id }.format(source);
     let result = async {
         let mut manifest: Option<Vec<u8>> = None;
         while let Some(message) = stream.next().await? {
@@ -340,7 +340,7 @@ async fn stream_backup(
             manifest: Some(manifest_meta),
             checkpoint: settings.checkpoint,
         };
-        let meta_key = ArchiveKey::BackupMeta { id }.format(source, server.seg);
+        let meta_key = ArchiveKey::BackupMeta { id }.format(source);
         chunks::put(
             store.as_ref(),
             &meta_key,

@@ -11,7 +11,6 @@ use bytes::Bytes;
 use logship_protocol::archive::backup::{BackupId, TablespaceMeta};
 use logship_protocol::archive::key::{ArchiveKey, SourceName};
 use logship_protocol::archive::object::{self, Codec};
-use logship_protocol::pg::WalSegSize;
 use tokio::task::JoinSet;
 
 use super::BackupError;
@@ -50,7 +49,6 @@ struct Stream {
 pub struct ChunkWriter {
     store: Arc<dyn Store>,
     source: SourceName,
-    seg: WalSegSize,
     id: BackupId,
     streams: BTreeMap<u32, Stream>,
     /// The tablespace whose bytes arrive now, and its chunk being filled.
@@ -64,16 +62,10 @@ pub struct ChunkWriter {
 
 impl ChunkWriter {
     /// A writer for backup `id` of `source`.
-    pub fn new(
-        store: Arc<dyn Store>,
-        source: SourceName,
-        seg: WalSegSize,
-        id: BackupId,
-    ) -> ChunkWriter {
+    pub fn new(store: Arc<dyn Store>, source: SourceName, id: BackupId) -> ChunkWriter {
         ChunkWriter {
             store,
             source,
-            seg,
             id,
             streams: BTreeMap::new(),
             current: None,
@@ -197,7 +189,7 @@ impl ChunkWriter {
             tablespace: oid,
             chunk,
         }
-        .format(&self.source, self.seg);
+        .format(&self.source);
         self.keys.push(key.clone());
         let store = self.store.clone();
         self.in_flight.spawn(async move {
@@ -271,7 +263,7 @@ mod tests {
         let store: Arc<dyn Store> = Arc::new(FsStore::new(dir).unwrap());
         let id = BackupId::new(TimelineId::FIRST, Lsn::new(0x300_0028));
         let source = SourceName::new("main").unwrap();
-        let writer = ChunkWriter::new(store.clone(), source, WalSegSize::DEFAULT, id);
+        let writer = ChunkWriter::new(store.clone(), source, id);
         (store, writer)
     }
 

@@ -15,14 +15,15 @@ mod upload;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use logship_protocol::archive::key::{ArchiveKey, SourceName};
+use logship_protocol::archive::key::SourceName;
 use logship_protocol::archive::object::{self, Codec};
 use logship_protocol::archive::pieces::{PiecePlan, PieceRange, PieceStack};
+use logship_protocol::pg::key::WalKey;
 use logship_protocol::pg::{Lsn, SegmentNo, TimelineId, WalSegSize};
 use tokio::task::JoinSet;
 
-use crate::catalog::ArchiveEnd;
 use crate::metrics::SourceMetrics;
+use crate::pg::catalog::ArchiveEnd;
 use crate::store::Store;
 use commits::CommitTracker;
 use segment::SegmentBuffer;
@@ -214,7 +215,7 @@ impl WalArchiver {
         let segno = self.current.segno();
         let content = self.current.bytes();
         let stored = tokio::task::block_in_place(|| object::encode(content, Codec::Lz4));
-        let key = ArchiveKey::Segment { tli, segno }.format(&self.source, self.seg);
+        let key = WalKey::Segment { tli, segno }.format(&self.source, self.seg);
         let end = segno.end_lsn(self.seg);
         let raw_len = self.current.filled().into();
         self.start_upload(
@@ -329,8 +330,7 @@ impl WalArchiver {
     /// Removes every piece of a segment whose complete object is durable.
     fn delete_pieces_of(&self, tli: TimelineId, segno: SegmentNo) {
         let store = self.store.clone();
-        let prefix =
-            ArchiveKey::Segment { tli, segno }.format(&self.source, self.seg) + ".partial.";
+        let prefix = WalKey::Segment { tli, segno }.format(&self.source, self.seg) + ".partial.";
         tokio::spawn(async move {
             match store.list(&prefix).await {
                 Ok(objects) => {
@@ -399,7 +399,7 @@ fn piece_key(
     segno: SegmentNo,
     range: PieceRange,
 ) -> String {
-    ArchiveKey::Piece {
+    WalKey::Piece {
         tli,
         segno,
         start: range.start(),

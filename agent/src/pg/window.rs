@@ -27,7 +27,7 @@
 //! - **Last record**: the last complete record in durable WAL, found by the same search
 //!   (an incomplete record at the end is not one: replay cannot apply it). PostgreSQL stops
 //!   at an LSN only after a record starting at or after it, so an LSN target past this
-//!   record's start needs another stop (see [`crate::restore::plan::recovery_stop`]).
+//!   record's start needs another stop (see [`crate::pg::restore::plan::recovery_stop`]).
 //!
 //! WAL that fails to decode is treated as PostgreSQL's recovery treats it, as the end of
 //! valid WAL, and logged as a warning; so is a WAL object that fails its checksums, so that
@@ -40,15 +40,16 @@ use logship_protocol::archive::backup::{BackupId, BackupMeta};
 use logship_protocol::archive::identity::SourceIdentity;
 use logship_protocol::archive::key::{self, ArchiveKey, SourceName};
 use logship_protocol::archive::object;
+use logship_protocol::pg::key::WalKey;
 use logship_protocol::pg::walrecord::WalRecordReader;
 use logship_protocol::pg::xact::{XactEvent, XactKind, xact_event};
 use logship_protocol::pg::{Lsn, SegmentNo, TimelineHistory, TimelineId, WalSegSize};
 
-use crate::catalog::WalCatalog;
 use crate::identity::{IdentityError, read_identity};
+use crate::pg::catalog::WalCatalog;
+use crate::pg::walfetch::{FetchError, read_segment, read_stored};
 use crate::store::{Store, StoreError};
 use crate::timefmt;
-use crate::walfetch::{FetchError, read_segment, read_stored};
 
 /// How many segments the search for the newest commit reads before it gives up.
 pub const MAX_COMMIT_SCAN_SEGMENTS: usize = 64;
@@ -225,7 +226,7 @@ pub async fn load_source(
     let catalog = WalCatalog::load(store, source, seg).await?;
     let coverage = Coverage::from_catalog(&catalog, seg);
     let histories = load_histories(store, source, seg, &catalog).await?;
-    let backups = load_backups(store, source, seg).await?;
+    let backups = load_backups(store, source).await?;
     let tail = match coverage.newest_timeline() {
         Some(newest) => {
             let path = timeline_path(histories.get(&newest), newest);
@@ -270,7 +271,7 @@ async fn load_histories(
 ) -> Result<BTreeMap<TimelineId, TimelineHistory>, WindowError> {
     let mut histories = BTreeMap::new();
     for tli in catalog.timelines().filter(|&tli| catalog.has_history(tli)) {
-        let key = ArchiveKey::History(tli).format(source, seg);
+        let key = WalKey::History(tli).format(source, seg);
         let Some(content) = Held::History.read(store, &key).await? else {
             continue;
         };
@@ -284,11 +285,10 @@ async fn load_histories(
 async fn load_backups(
     store: &dyn Store,
     source: &SourceName,
-    seg: WalSegSize,
 ) -> Result<Vec<BackupMeta>, WindowError> {
     let mut backups = Vec::new();
     for object in store.list(&key::backups_prefix(source)).await? {
-        let Ok((_, ArchiveKey::BackupMeta { id })) = ArchiveKey::parse(&object.key, seg) else {
+        let Ok((_, ArchiveKey::BackupMeta { id })) = ArchiveKey::parse(&object.key) else {
             continue;
         };
         // Listed a moment ago: a meta gone now was pruned in between.
@@ -303,7 +303,7 @@ async fn load_backups(
                 key: object.key,
                 id,
                 found: meta.id,
-                found_key: ArchiveKey::BackupMeta { id: meta.id }.format(source, seg),
+                found_key: ArchiveKey::BackupMeta { id: meta.id }.format(source),
             });
         }
         backups.push(meta);
@@ -906,17 +906,17 @@ mod tests {
         let (_dir, store, source) = store_with_identity().await;
         let done = backup_meta(1, "0/300028", "0/300100", "2026-11-21T10:00:00Z");
         let unfinished = backup_meta(1, "0/500028", "0/500100", "2026-11-21T10:10:00Z");
-        let meta_key = |b: &BackupMeta| ArchiveKey::BackupMeta { id: b.id }.format(&source, seg());
+        let meta_key = |b: &BackupMeta| ArchiveKey::BackupMeta { id: b.id }.format(&source);
         put(&store, &meta_key(&done), &done.to_json()).await;
         let chunk = ArchiveKey::BackupChunk {
             id: unfinished.id,
             tablespace: 0,
             chunk: 0,
         };
-        put(&store, &chunk.format(&source, seg()), b"tar").await;
+        put(&store, &chunk.format(&source), b"tar").await;
         put(
             &store,
-            &ArchiveKey::History(tli(2)).format(&source, seg()),
+            &WalKey::History(tli(2)).format(&source, seg()),
             b"1\t0/300000\tx\n",
         )
         .await;
@@ -997,9 +997,9 @@ mod tests {
     #[tokio::test]
     async fn a_corrupt_history_names_its_key() {
         let (_dir, store, source) = store_with_identity().await;
-        let key = ArchiveKey::History(tli(2)).format(&source, seg());
+        let key = WalKey::History(tli(2)).format(&source, seg());
         put(&store, &key, b"1\tnot-an-lsn\tx\n").await;
-        let segment = ArchiveKey::Segment {
+        let segment = WalKey::Segment {
             tli: tli(2),
             segno: SegmentNo::new(3),
         };
