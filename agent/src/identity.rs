@@ -7,6 +7,7 @@ use logship_protocol::archive::identity::SourceIdentity;
 use logship_protocol::archive::key::{ArchiveKey, SourceName};
 use logship_protocol::archive::object::{self, Codec};
 
+use crate::archive::{ReadError, read_object};
 use crate::store::{Store, StoreError};
 
 /// Why a source's identity could not be confirmed.
@@ -21,27 +22,17 @@ pub enum IdentityError {
         stored: SourceIdentity,
         actual: SourceIdentity,
     },
-    #[error(
-        "identity object {key} in store {store} is unreadable: {reason} (restore it from a copy, or move the source's prefix aside)"
-    )]
-    Corrupt {
-        store: String,
-        key: String,
-        reason: String,
-    },
-    #[error(
-        "identity object {key} in store {store} was written by a newer logship: {reason} (upgrade logship)"
-    )]
-    Newer {
-        store: String,
-        key: String,
-        reason: String,
-    },
+    /// The identity object cannot be used.
+    #[error("in store {store}: {}", .read.with_fix(DAMAGED_IDENTITY_FIX))]
+    Damaged { store: String, read: Box<ReadError> },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// The identity object's key. Its layout does not depend on the segment size.
+/// What to do about a damaged identity object.
+const DAMAGED_IDENTITY_FIX: &str = "restore it from a copy, or move the source's prefix aside";
+
+/// The identity object's key.
 fn identity_key(source: &SourceName) -> String {
     ArchiveKey::Identity.format(source)
 }
@@ -52,24 +43,19 @@ pub async fn read_identity(
     source: &SourceName,
 ) -> Result<Option<SourceIdentity>, IdentityError> {
     let key = identity_key(source);
-    let stored = match store.get(&key).await {
-        Ok(bytes) => bytes,
-        Err(err) if err.is_not_found() => return Ok(None),
-        Err(err) => return Err(err.into()),
+    let damaged = |read: ReadError| match read {
+        ReadError::Store(err) => IdentityError::Store(err),
+        read => IdentityError::Damaged {
+            store: store.url().to_owned(),
+            read: Box::new(read),
+        },
     };
-    let unreadable = |reason: String, newer: bool| {
-        let (store, key) = (store.url().to_owned(), key.clone());
-        if newer {
-            IdentityError::Newer { store, key, reason }
-        } else {
-            IdentityError::Corrupt { store, key, reason }
-        }
+    let Some(content) = read_object(store, &key).await.map_err(damaged)? else {
+        return Ok(None);
     };
-    let content =
-        object::decode(&stored).map_err(|e| unreadable(e.to_string(), e.is_unsupported()))?;
     SourceIdentity::parse(&content)
         .map(Some)
-        .map_err(|e| unreadable(e.to_string(), e.is_unsupported()))
+        .map_err(|e| damaged(ReadError::damaged(&key, &e, e.is_unsupported())))
 }
 
 /// Checks that `source` in the store belongs to `actual`. Returns false when
@@ -141,7 +127,7 @@ mod tests {
         assert_eq!(
             err,
             format!(
-                "identity object main/identity in store {url} is unreadable: object payload \
+                "in store {url}: object main/identity is corrupt: object payload \
                  checksum mismatch: expected {expected_crc:08X}, computed {actual_crc:08X} \
                  (restore it from a copy, or move the source's prefix aside)"
             )
@@ -152,7 +138,7 @@ mod tests {
         assert_eq!(
             err,
             format!(
-                "identity object main/identity in store {url} is unreadable: identity lacks key \
+                "in store {url}: object main/identity is corrupt: identity lacks key \
                  \"system_identifier\" (restore it from a copy, or move the source's prefix aside)"
             )
         );
@@ -165,7 +151,7 @@ mod tests {
         assert_eq!(
             err,
             format!(
-                "identity object main/identity in store {url} was written by a newer logship: \
+                "in store {url}: object main/identity was written by a newer logship: \
                  identity has unknown kind \"mysql\" (upgrade logship)"
             )
         );
@@ -176,7 +162,7 @@ mod tests {
         assert_eq!(
             err,
             format!(
-                "identity object main/identity in store {url} was written by a newer logship: \
+                "in store {url}: object main/identity was written by a newer logship: \
                  object format version 2 is not supported: this logship reads version 1 \
                  (upgrade logship)"
             )

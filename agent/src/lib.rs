@@ -10,6 +10,7 @@
 //! - [`pg`]: PostgreSQL: the replication connection, the WAL archiver, base backups,
 //!   `wal-fetch` and point-in-time restore.
 
+pub mod archive;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -87,7 +87,7 @@ async fn list_with_a_truncated_identity() {
     assert_eq!(
         last_stderr_line(&out),
         format!(
-            "error: identity object {key} in store {} is unreadable: object is 10 bytes, shorter than the 40-byte header: it is truncated (restore it from a copy, or move the source's prefix aside)",
+            "error: in store {}: object {key} is corrupt: object is 10 bytes, shorter than the 40-byte header: it is truncated (restore it from a copy, or move the source's prefix aside)",
             store.url()
         )
     );
@@ -105,7 +105,7 @@ async fn list_with_a_truncated_backup_meta() {
     assert_eq!(
         last_stderr_line(&out),
         format!(
-            "error: object {key} is unreadable: object payload is 4 bytes but its header says 13: it is truncated or has trailing bytes (recover it from a replica of the store, or delete it to drop that backup)"
+            "error: object {key} is corrupt: object payload is 4 bytes but its header says 13: it is truncated or has trailing bytes (recover it from a replica of the store, or delete it to drop that backup)"
         )
     );
 }

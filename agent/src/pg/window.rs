@@ -39,15 +39,15 @@ use jiff::Timestamp;
 use logship_protocol::archive::backup::{BackupId, BackupMeta};
 use logship_protocol::archive::identity::SourceIdentity;
 use logship_protocol::archive::key::{self, ArchiveKey, SourceName};
-use logship_protocol::archive::object;
 use logship_protocol::pg::key::WalKey;
 use logship_protocol::pg::walrecord::WalRecordReader;
 use logship_protocol::pg::xact::{XactEvent, XactKind, xact_event};
 use logship_protocol::pg::{Lsn, SegmentNo, TimelineHistory, TimelineId, WalSegSize};
 
+use crate::archive::{ReadError, read_object};
 use crate::identity::{IdentityError, read_identity};
 use crate::pg::catalog::WalCatalog;
-use crate::pg::walfetch::{FetchError, read_segment, read_stored};
+use crate::pg::walfetch::{FetchError, read_segment};
 use crate::store::{Store, StoreError};
 use crate::timefmt;
 
@@ -160,14 +160,9 @@ pub enum WindowError {
         "store {store} holds no archive for source {source_name:?} (check --source and the store URL)"
     )]
     NoArchive { store: String, source_name: String },
-    #[error("object {key} is unreadable: {reason} (recover it from a replica of the store)")]
-    CorruptHistory { key: String, reason: String },
-    #[error(
-        "object {key} is unreadable: {reason} (recover it from a replica of the store, or delete it to drop that backup)"
-    )]
-    CorruptMeta { key: String, reason: String },
-    #[error("object {key} was written by a newer logship: {reason} (upgrade logship)")]
-    Newer { key: String, reason: String },
+    /// A history file or backup meta that cannot be used, with the fix for that object.
+    #[error("{}", .read.with_fix(.fix))]
+    Damaged { read: ReadError, fix: &'static str },
     #[error("object {key} describes backup {found}, not {id} (move it to {found_key})")]
     MisplacedMeta {
         key: String,
@@ -185,26 +180,33 @@ enum Held {
 }
 
 impl Held {
-    /// Why the object at `key` cannot be used; `unsupported` when a newer logship wrote it.
-    fn unreadable(self, key: &str, reason: String, unsupported: bool) -> WindowError {
-        let key = key.to_owned();
-        if unsupported {
-            return WindowError::Newer { key, reason };
-        }
+    fn fix(self) -> &'static str {
         match self {
-            Held::History => WindowError::CorruptHistory { key, reason },
-            Held::Meta => WindowError::CorruptMeta { key, reason },
+            Held::History => "recover it from a replica of the store",
+            Held::Meta => {
+                "recover it from a replica of the store, or delete it to drop that backup"
+            }
+        }
+    }
+
+    /// Why the object at `key` cannot be used; `newer` when a newer logship wrote it.
+    fn damaged(self, key: &str, reason: impl std::fmt::Display, newer: bool) -> WindowError {
+        self.unreadable(ReadError::damaged(key, reason, newer))
+    }
+
+    fn unreadable(self, read: ReadError) -> WindowError {
+        WindowError::Damaged {
+            read,
+            fix: self.fix(),
         }
     }
 
     /// Reads and verifies the object at `key`; `None` when it does not exist.
     async fn read(self, store: &dyn Store, key: &str) -> Result<Option<Vec<u8>>, WindowError> {
-        let Some(stored) = read_stored(store, key).await? else {
-            return Ok(None);
-        };
-        object::decode(&stored)
-            .map(Some)
-            .map_err(|err| self.unreadable(key, err.to_string(), err.is_unsupported()))
+        read_object(store, key).await.map_err(|err| match err {
+            ReadError::Store(err) => WindowError::Store(err),
+            damaged => self.unreadable(damaged),
+        })
     }
 }
 
@@ -276,7 +278,7 @@ async fn load_histories(
             continue;
         };
         let history = TimelineHistory::parse(tli, &content)
-            .map_err(|err| Held::History.unreadable(&key, err.to_string(), false))?;
+            .map_err(|err| Held::History.damaged(&key, err, false))?;
         histories.insert(tli, history);
     }
     Ok(histories)
@@ -295,9 +297,8 @@ async fn load_backups(
         let Some(content) = Held::Meta.read(store, &object.key).await? else {
             continue;
         };
-        let meta = BackupMeta::from_json(&content).map_err(|err| {
-            Held::Meta.unreadable(&object.key, err.to_string(), err.is_unsupported())
-        })?;
+        let meta = BackupMeta::from_json(&content)
+            .map_err(|err| Held::Meta.damaged(&object.key, &err, err.is_unsupported()))?;
         if meta.id != id {
             return Err(WindowError::MisplacedMeta {
                 key: object.key,
@@ -543,7 +544,7 @@ async fn wal_tail(
                     later = None;
                     continue;
                 }
-                Err(FetchError::Corrupt { key, reason }) => {
+                Err(FetchError::Read(ReadError::Corrupt { key, reason })) => {
                     tracing::warn!(%key, %reason, "archived WAL is damaged here, so the window ends before it (recover the object from a replica of the store)");
                     later = None;
                     continue;
@@ -937,7 +938,7 @@ mod tests {
         assert_eq!(
             refusal().await,
             format!(
-                "object {key} is unreadable: backup meta is not valid: missing field `id` (recover it from a replica of the store, or delete it to drop that backup)"
+                "object {key} is corrupt: backup meta is not valid: missing field `id` (recover it from a replica of the store, or delete it to drop that backup)"
             )
         );
 
@@ -954,7 +955,7 @@ mod tests {
         assert_eq!(
             refusal().await,
             format!(
-                "object {key} is unreadable: object payload checksum mismatch: expected {expected:08X}, computed {actual:08X} (recover it from a replica of the store, or delete it to drop that backup)"
+                "object {key} is corrupt: object payload checksum mismatch: expected {expected:08X}, computed {actual:08X} (recover it from a replica of the store, or delete it to drop that backup)"
             )
         );
 
@@ -1013,7 +1014,7 @@ mod tests {
         assert_eq!(
             refusal().await,
             format!(
-                "object {key} is unreadable: history file of timeline 2, line 1: expected a switchpoint such as 0/3000158 after the timeline ID (recover it from a replica of the store)"
+                "object {key} is corrupt: history file of timeline 2, line 1: expected a switchpoint such as 0/3000158 after the timeline ID (recover it from a replica of the store)"
             )
         );
 
@@ -1027,7 +1028,7 @@ mod tests {
         assert_eq!(
             refusal().await,
             format!(
-                "object {key} is unreadable: object payload checksum mismatch: expected {expected:08X}, computed {actual:08X} (recover it from a replica of the store)"
+                "object {key} is corrupt: object payload checksum mismatch: expected {expected:08X}, computed {actual:08X} (recover it from a replica of the store)"
             )
         );
     }

@@ -13,13 +13,12 @@ use bytes::Bytes;
 use indicatif::ProgressBar;
 use logship_protocol::archive::backup::{BackupMeta, TablespaceMeta};
 use logship_protocol::archive::key::{ArchiveKey, SourceName};
-use logship_protocol::archive::object;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::archive::{self, read_stored};
 use crate::pg::restore::error::RestoreError;
 use crate::pg::restore::extract::Extractor;
-use crate::pg::walfetch::{FetchError, read_stored};
 use crate::store::Store;
 
 /// How many chunks are fetched at once.
@@ -148,8 +147,7 @@ async fn fetch_chunk(
     expected_crc: Option<u32>,
 ) -> Result<StoredChunk, RestoreError> {
     let stored = read_stored(store, key)
-        .await
-        .map_err(RestoreError::from_fetch)?
+        .await?
         .ok_or_else(|| RestoreError::MissingObject {
             key: key.to_owned(),
         })?;
@@ -163,20 +161,8 @@ async fn fetch_chunk(
 impl StoredChunk {
     /// Decodes the chunk: the object's own CRCs, then the meta's CRC of its content.
     fn decode(&self) -> Result<Vec<u8>, RestoreError> {
-        let corrupt = |reason: String| RestoreError::CorruptObject {
-            key: self.key.clone(),
-            reason,
-        };
-        let content = object::decode(&self.stored).map_err(|err| {
-            if err.is_unsupported() {
-                RestoreError::NewerObject {
-                    key: self.key.clone(),
-                    reason: err.to_string(),
-                }
-            } else {
-                corrupt(err.to_string())
-            }
-        })?;
+        let corrupt = |reason: String| RestoreError::corrupt(&self.key, reason);
+        let content = archive::decode(&self.key, &self.stored)?;
         let crc = crc32fast::hash(&content);
         match self.expected_crc {
             Some(expected) if expected == crc => Ok(content),
@@ -300,24 +286,10 @@ impl Read for ChunkReader {
     }
 }
 
-impl RestoreError {
-    /// A failed object read, naming the key when the object itself is at fault.
-    pub(crate) fn from_fetch(err: FetchError) -> RestoreError {
-        match err {
-            FetchError::Corrupt { key, reason } => RestoreError::CorruptObject { key, reason },
-            FetchError::Newer { key, reason } => RestoreError::NewerObject { key, reason },
-            FetchError::Store(err) => RestoreError::Store(err),
-            other => RestoreError::Task {
-                reason: other.to_string(),
-            },
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use logship_protocol::archive::object::Codec;
+    use logship_protocol::archive::object::{self, Codec};
 
     const KEY: &str = "main/backups/000000010000000003000028/tar/00000000/00000000";
 
@@ -374,7 +346,7 @@ mod tests {
                 .to_string(),
             format!(
                 "object {KEY} was written by a newer logship: object format version 2 is not \
-                 supported: this logship reads version 1 (upgrade logship to restore from it)"
+                 supported: this logship reads version 1 (upgrade logship)"
             )
         );
     }

@@ -1,5 +1,6 @@
 //! Why a restore failed: one line naming the cause, the object or file concerned, and the fix.
 
+use crate::archive::ReadError;
 use crate::pg::restore::dir::DirError;
 use crate::pg::restore::extract::ExtractError;
 use crate::pg::restore::plan::PlanError;
@@ -8,6 +9,10 @@ use crate::pg::restore::sync::SyncError;
 use crate::pg::restore::tablespace::MappingError;
 use crate::pg::window::WindowError;
 use crate::store::StoreError;
+
+/// What to do about a damaged backup object.
+const DAMAGED_BACKUP_FIX: &str = "the stored backup is damaged; pick a target another backup \
+     reaches, see logship list, or take a new backup";
 
 /// Why a restore failed; the directories it wrote are emptied or removed by then.
 #[derive(Debug, thiserror::Error)]
@@ -28,14 +33,9 @@ pub enum RestoreError {
         "object {key} is missing from the store (the backup is incomplete or was pruned; pick a target another backup reaches, see logship list)"
     )]
     MissingObject { key: String },
-    #[error(
-        "object {key} is corrupt: {reason} (the stored backup is damaged; pick a target another backup reaches, see logship list, or take a new backup)"
-    )]
-    CorruptObject { key: String, reason: String },
-    #[error(
-        "object {key} was written by a newer logship: {reason} (upgrade logship to restore from it)"
-    )]
-    NewerObject { key: String, reason: String },
+    /// A backup object that cannot be used.
+    #[error("{}", .0.with_fix(DAMAGED_BACKUP_FIX))]
+    Damaged(ReadError),
     #[error("restoring {what} of backup {id}: {reason}")]
     Extract {
         what: String,
@@ -56,6 +56,22 @@ pub enum RestoreError {
         "the restore stopped unexpectedly: {reason} (this is a bug in logship; retry the restore)"
     )]
     Task { reason: String },
+}
+
+impl RestoreError {
+    /// The backup object at `key` is damaged because of `reason`.
+    pub(crate) fn corrupt(key: &str, reason: impl std::fmt::Display) -> RestoreError {
+        RestoreError::Damaged(ReadError::damaged(key, reason, false))
+    }
+}
+
+impl From<ReadError> for RestoreError {
+    fn from(err: ReadError) -> RestoreError {
+        match err {
+            ReadError::Store(err) => RestoreError::Store(err),
+            damaged => RestoreError::Damaged(damaged),
+        }
+    }
 }
 
 impl From<WindowError> for RestoreError {

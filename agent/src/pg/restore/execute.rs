@@ -12,6 +12,7 @@ use logship_protocol::archive::backup::BackupMeta;
 use logship_protocol::archive::key::{ArchiveKey, SourceName};
 use logship_protocol::pg::manifest::BackupManifest;
 
+use crate::archive::read_object;
 use crate::pg::localpg::give_to_server_user;
 use crate::pg::restore::dir::{self, CheckedDir, DirError, TargetDir};
 use crate::pg::restore::download::{self, Destination};
@@ -22,7 +23,6 @@ use crate::pg::restore::recovery_conf::{self, RecoverySettings, RestoreCommand, 
 use crate::pg::restore::tablespace::{
     self, Placement, TABLESPACE_MAP, TablespaceMapping, tablespace_map,
 };
-use crate::pg::walfetch::read_object;
 use crate::pg::window::load_source;
 use crate::store::Store;
 
@@ -217,10 +217,8 @@ fn check_dirs(
     to: &Path,
     force: bool,
 ) -> Result<Vec<(u32, CheckedDir)>, RestoreError> {
-    let corrupt = |reason: String| RestoreError::CorruptObject {
-        key: ArchiveKey::BackupMeta { id: meta.id }.format(source),
-        reason,
-    };
+    let meta_key = ArchiveKey::BackupMeta { id: meta.id }.format(source);
+    let corrupt = |reason: String| RestoreError::corrupt(&meta_key, reason);
     match meta.tablespaces.first() {
         None => return Err(corrupt("it lists no tablespace".to_owned())),
         Some(first) if first.oid != 0 => {
@@ -283,25 +281,21 @@ async fn fetch_manifest(
     };
     let key = ArchiveKey::BackupManifest { id: meta.id }.format(source);
     let raw = read_object(store, &key)
-        .await
-        .map_err(RestoreError::from_fetch)?
+        .await?
         .ok_or_else(|| RestoreError::MissingObject { key: key.clone() })?;
     let crc = crc32fast::hash(&raw);
     if raw.len() as u64 != expected.raw_bytes || crc != expected.crc {
-        return Err(RestoreError::CorruptObject {
-            key,
-            reason: format!(
+        return Err(RestoreError::corrupt(
+            &key,
+            format!(
                 "it holds {} bytes with CRC-32 {crc:08X} but the backup meta records {} bytes with {:08X}",
                 raw.len(),
                 expected.raw_bytes,
                 expected.crc
             ),
-        });
+        ));
     }
-    let manifest = BackupManifest::parse(&raw).map_err(|err| RestoreError::CorruptObject {
-        key,
-        reason: err.to_string(),
-    })?;
+    let manifest = BackupManifest::parse(&raw).map_err(|err| RestoreError::corrupt(&key, err))?;
     Ok(Some((raw, Arc::new(manifest))))
 }
 

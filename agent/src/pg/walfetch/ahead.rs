@@ -19,8 +19,8 @@ use logship_protocol::pg::key::WalKey;
 use logship_protocol::pg::segment::WalFileName;
 use logship_protocol::pg::{SegmentNo, TimelineId, xlog_file_name};
 
-use super::read_object;
 use super::spool::Spool;
+use crate::archive::read_object;
 use crate::store::Store;
 
 /// The hidden `wal-fetch` flag that runs the worker instead of serving a request.

@@ -10,21 +10,19 @@
 //! serve waits for the worker to spool it, or reads the store itself when the worker
 //! could not (a segment still in pieces, a damaged object: the request reports those).
 
-use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use logship_protocol::archive::identity::SourceIdentity;
 use logship_protocol::archive::key::SourceName;
-use logship_protocol::archive::object;
 use logship_protocol::archive::pieces::PieceRange;
 use logship_protocol::pg::key::WalKey;
 use logship_protocol::pg::segment::WalFileName;
 use logship_protocol::pg::{SegmentNo, TimelineId, WalSegSize};
 
+use crate::archive::{ReadError, Retry, read_object, retrying};
 use crate::identity::{IdentityError, read_identity};
 use crate::store::{Store, StoreError};
 
@@ -44,11 +42,8 @@ const SPOOL_WAIT: Duration = Duration::from_secs(60);
 /// How often a waiting request looks into the spool.
 const SPOOL_POLL: Duration = Duration::from_millis(5);
 
-/// How often a store operation that failed transiently is tried in all.
-const ATTEMPTS: u32 = 4;
-
-/// The pause before the first retry; it quadruples with each one.
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// How often a segment is read again when a piece was merged away meanwhile.
+const MERGE_ATTEMPTS: u32 = 4;
 
 /// What `wal-fetch` found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,12 +69,9 @@ pub enum FetchError {
         "source {source_name:?} is not a PostgreSQL archive (wal-fetch serves PostgreSQL WAL only)"
     )]
     NotPostgres { source_name: String },
-    #[error(
-        "object {key} is corrupt: {reason} (the archived copy is damaged; restore to a target before it, or recover the object from a replica of the store)"
-    )]
-    Corrupt { key: String, reason: String },
-    #[error("object {key} was written by a newer logship: {reason} (upgrade logship)")]
-    Newer { key: String, reason: String },
+    /// A WAL object that cannot be used; its line names the fix.
+    #[error("{}", .0.with_fix(DAMAGED_WAL_FIX))]
+    Read(ReadError),
     #[error(
         "object {key} disappeared while it was being read (run the fetch again: it was merged into a larger object meanwhile)"
     )]
@@ -93,6 +85,19 @@ pub enum FetchError {
     )]
     Spool { path: String, reason: String },
 }
+
+impl From<ReadError> for FetchError {
+    fn from(err: ReadError) -> FetchError {
+        match err {
+            ReadError::Store(err) => FetchError::Store(err),
+            damaged => FetchError::Read(damaged),
+        }
+    }
+}
+
+/// What to do about a damaged WAL object.
+const DAMAGED_WAL_FIX: &str = "the archived copy is damaged; restore to a target before it, \
+     or recover the object from a replica of the store";
 
 /// Fetches `file` (a name PostgreSQL passes as `%f`) of `source` into `dest`, without
 /// reading ahead.
@@ -289,8 +294,8 @@ async fn source_segment_size(
 ) -> Result<WalSegSize, FetchError> {
     let identity = retrying(|| async {
         read_identity(store, source).await.map_err(|err| match err {
-            IdentityError::Store(err) => RetryableFetch::Store(err),
-            other => RetryableFetch::Other(other.into()),
+            IdentityError::Store(err) => Retry::Store(err),
+            other => Retry::Other(FetchError::from(other)),
         })
     })
     .await?;
@@ -340,7 +345,7 @@ async fn read_segment_again_if_merged(
     let mut attempt = 1;
     loop {
         match read_segment(store, source, seg, tli, segno).await {
-            Err(FetchError::Vanished { key }) if attempt < ATTEMPTS => {
+            Err(FetchError::Vanished { key }) if attempt < MERGE_ATTEMPTS => {
                 tracing::debug!(
                     key,
                     attempt,
@@ -367,7 +372,12 @@ pub async fn read_segment(
     }
     let mut pieces = Vec::new();
     let prefix = format!("{key}.partial.");
-    let listed = retrying(|| async { store.list(&prefix).await.map_err(RetryableFetch::Store) });
+    let listed = retrying(|| async {
+        store
+            .list(&prefix)
+            .await
+            .map_err(Retry::<FetchError>::Store)
+    });
     for object in listed.await? {
         if let Ok((_, WalKey::Piece { start, end, .. })) = WalKey::parse(&object.key, seg)
             && let Some(range) = PieceRange::new(start, end)
@@ -398,79 +408,17 @@ pub async fn read_segment(
                     key: piece_key.clone(),
                 })?;
         if content.len() != range.len() as usize {
-            return Err(FetchError::Corrupt {
-                key: piece_key,
-                reason: format!(
-                    "holds {} bytes but its key says {}",
-                    content.len(),
-                    range.len()
-                ),
-            });
+            let reason = format!(
+                "holds {} bytes but its key says {}",
+                content.len(),
+                range.len()
+            );
+            return Err(ReadError::damaged(&piece_key, reason, false).into());
         }
         segment.extend_from_slice(&content);
     }
     segment.resize(size, 0);
     Ok(Some(segment))
-}
-
-/// Reads one object as stored, not yet verified; `None` when it does not exist.
-/// Transient store errors are retried with backoff.
-pub async fn read_stored(store: &dyn Store, key: &str) -> Result<Option<Bytes>, FetchError> {
-    retrying(|| async {
-        match store.get(key).await {
-            Ok(stored) => Ok(Some(stored)),
-            Err(err) if err.is_not_found() => Ok(None),
-            Err(err) => Err(RetryableFetch::Store(err)),
-        }
-    })
-    .await
-}
-
-/// Reads and verifies one object; `None` when it does not exist. Transient store errors
-/// are retried with backoff.
-pub async fn read_object(store: &dyn Store, key: &str) -> Result<Option<Vec<u8>>, FetchError> {
-    let Some(stored) = read_stored(store, key).await? else {
-        return Ok(None);
-    };
-    object::decode(&stored).map(Some).map_err(|err| {
-        let (key, reason) = (key.to_owned(), err.to_string());
-        if err.is_unsupported() {
-            FetchError::Newer { key, reason }
-        } else {
-            FetchError::Corrupt { key, reason }
-        }
-    })
-}
-
-/// A failure that [`retrying`] retries when the store calls it transient.
-enum RetryableFetch {
-    Store(StoreError),
-    Other(FetchError),
-}
-
-/// Runs `op` until it succeeds, fails for good, or [`ATTEMPTS`] transient failures in a row.
-/// The S3 client retries on its own as well; this covers every backend, the file store's
-/// interrupted or timed-out I/O included.
-async fn retrying<T, F, Fut>(mut op: F) -> Result<T, FetchError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, RetryableFetch>>,
-{
-    let mut backoff = FIRST_BACKOFF;
-    let mut attempt = 1;
-    loop {
-        match op().await {
-            Ok(value) => return Ok(value),
-            Err(RetryableFetch::Store(err)) if err.is_transient() && attempt < ATTEMPTS => {
-                tracing::warn!(%err, attempt, "transient store error; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = backoff.saturating_mul(4);
-                attempt += 1;
-            }
-            Err(RetryableFetch::Store(err)) => return Err(err.into()),
-            Err(RetryableFetch::Other(err)) => return Err(err),
-        }
-    }
 }
 
 /// Writes `dest` through a temp file and a rename, so PostgreSQL never sees half a file.
