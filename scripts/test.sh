@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs (only what is missing), then runs it.
 #   PostgreSQL 15 (server, client tools, pgbench, pg_waldump) from Debian,
+#   MariaDB 10.11 (mariadbd, mariadb-install-db, the mariadb client) from Debian;
+#     the tests start their own servers and never rely on one the package starts,
 #   s3s-fs 0.14.1 (a real S3 API with signature checks) from crates.io.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +12,8 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 packages=()
 [ -x /usr/lib/postgresql/15/bin/postgres ] || packages+=(postgresql-15)
 [ -x /usr/lib/postgresql/15/bin/pg_basebackup ] || packages+=(postgresql-client-15)
+command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || packages+=(mariadb-server)
+command -v mariadb >/dev/null || packages+=(mariadb-client)
 command -v runuser >/dev/null || packages+=(util-linux)
 if [ ${#packages[@]} -gt 0 ]; then
   echo "installing ${packages[*]}"
