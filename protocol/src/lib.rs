@@ -7,8 +7,11 @@
 //!
 //! - [`pg`]: PostgreSQL positions, timelines, WAL file names and the physical
 //!   replication messages.
+//! - [`mysql`]: MySQL and MariaDB binlog files and events, GTIDs and binlog
+//!   positions.
 //! - [`archive`]: the archive's object keys and the framing every stored object
 //!   carries.
 
 pub mod archive;
+pub mod mysql;
 pub mod pg;
