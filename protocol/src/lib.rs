@@ -7,8 +7,11 @@
 //!
 //! - [`pg`]: PostgreSQL positions, timelines, WAL file names and the physical
 //!   replication messages.
+//! - [`mysql`]: the MySQL/MariaDB client protocol a replica speaks: packets, login,
+//!   commands, text result sets and the binlog dump stream.
 //! - [`archive`]: the archive's object keys and the framing every stored object
 //!   carries.
 
 pub mod archive;
+pub mod mysql;
 pub mod pg;
