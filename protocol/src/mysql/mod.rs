@@ -15,8 +15,14 @@
 //!
 //! Binlog events themselves (their header, types and checksums) are decoded elsewhere.
 
+pub mod auth;
+pub mod handshake;
 pub mod lenenc;
 pub mod packet;
+pub mod response;
 
+pub use auth::{AuthError, AuthPlugin, AuthStep, Login, LoginOptions, LoginStart};
+pub use handshake::{CapabilityFlags, Greeting, HandshakeResponse41, HandshakeV10, SslRequest};
 pub use lenenc::ParseError;
 pub use packet::{Packet, PacketDecoder, PacketError, encode_packet};
+pub use response::{AuthMoreData, AuthSwitchRequest, EofPacket, ErrPacket, OkPacket, ReplyKind};
