@@ -16,12 +16,17 @@
 //! Binlog events themselves (their header, types and checksums) are decoded elsewhere.
 
 pub mod auth;
+pub mod command;
 pub mod handshake;
 pub mod lenenc;
 pub mod packet;
 pub mod response;
 
 pub use auth::{AuthError, AuthPlugin, AuthStep, Login, LoginOptions, LoginStart};
+pub use command::{
+    BinlogDump, BinlogDumpGtid, ColumnDefinition, Command, EncodeError, QueryError, QueryReader,
+    QueryResponse, RegisterSlave, ResultSet, Row,
+};
 pub use handshake::{CapabilityFlags, Greeting, HandshakeResponse41, HandshakeV10, SslRequest};
 pub use lenenc::ParseError;
 pub use packet::{Packet, PacketDecoder, PacketError, encode_packet};
