@@ -17,6 +17,7 @@
 
 pub mod auth;
 pub mod command;
+pub mod dump;
 pub mod handshake;
 pub mod lenenc;
 pub mod packet;
@@ -27,6 +28,7 @@ pub use command::{
     BinlogDump, BinlogDumpGtid, ColumnDefinition, Command, EncodeError, QueryError, QueryReader,
     QueryResponse, RegisterSlave, ResultSet, Row,
 };
+pub use dump::{DumpError, DumpErrorKind, DumpEvent, DumpPacket, SemiSyncAck};
 pub use handshake::{CapabilityFlags, Greeting, HandshakeResponse41, HandshakeV10, SslRequest};
 pub use lenenc::ParseError;
 pub use packet::{Packet, PacketDecoder, PacketError, encode_packet};
