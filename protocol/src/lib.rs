@@ -7,8 +7,9 @@
 //!
 //! - [`pg`]: PostgreSQL positions, timelines, WAL file names and the physical
 //!   replication messages.
-//! - [`mysql`]: MySQL and MariaDB binlog files and events, GTIDs and binlog
-//!   positions.
+//! - [`mysql`]: MySQL and MariaDB: the client protocol a replica speaks (packets,
+//!   login, commands, the binlog dump stream), binlog files and events, GTIDs and
+//!   binlog positions.
 //! - [`archive`]: the archive's object keys and the framing every stored object
 //!   carries.
 

@@ -1,9 +1,23 @@
-//! MySQL and MariaDB binary logs: file and event formats, GTIDs and positions.
+//! MySQL and MariaDB, sans-IO: the client protocol a replica speaks, and the binary
+//! logs it receives.
 //!
-//! Data flows through these modules in this order:
+//! A dump connection runs in this order, every step a value in and bytes out:
 //!
-//! - [`binlog`]: a binlog file's bytes, read sans-IO into events by
-//!   [`BinlogReader`], with truncation and corruption reported at their offset.
+//! 1. Frame the byte stream with [`PacketDecoder`] and [`encode_packet`].
+//! 2. Parse the server's [`Greeting`]; start a [`Login`] with [`LoginOptions`], send
+//!    [`LoginStart`]'s payloads (an SSLRequest first with TLS), and feed the server's
+//!    replies to [`Login::step`] until it says [`AuthStep::Done`].
+//! 3. Configure the session with [`Command::Query`] and read each reply with a
+//!    [`QueryReader`]: `SET @master_binlog_checksum='CRC32'`, `SET @rpl_semi_sync_slave=1`,
+//!    on MariaDB `SET @mariadb_slave_capability=4`, and so on.
+//! 4. Optionally [`Command::RegisterSlave`], then [`Command::BinlogDump`] or
+//!    [`Command::BinlogDumpGtid`], and parse each payload that follows with
+//!    [`DumpPacket::parse`]; acknowledge semi-sync events with [`SemiSyncAck`].
+//!
+//! The events, from a dump stream or a file, flow through these modules:
+//!
+//! - [`binlog`]: a binlog file's bytes, read into events by [`BinlogReader`], with
+//!   truncation and corruption reported at their offset.
 //! - [`event`]: one event. [`EventDecoder`] frames it, verifies its CRC32 with the
 //!   algorithm the FORMAT_DESCRIPTION announced, and decodes the bodies that matter
 //!   for shipping and restore ([`EventData`]); the rest pass through as bytes. The
@@ -19,18 +33,35 @@
 //! Everything is little-endian binlog format v4 (MySQL 5.0+, MariaDB). Nothing
 //! here panics on bytes from a file or the network.
 
+pub mod auth;
 pub mod binlog;
+pub mod command;
 mod cursor;
+pub mod dump;
 pub mod event;
 pub mod gtid;
+pub mod handshake;
+pub mod lenenc;
+pub mod packet;
 pub mod position;
+pub mod response;
 pub mod transaction;
 
+pub use auth::{AuthError, AuthPlugin, AuthStep, Login, LoginOptions, LoginStart};
 pub use binlog::{BINLOG_MAGIC, BinlogReader};
+pub use command::{
+    BinlogDump, BinlogDumpGtid, ColumnDefinition, Command, EncodeError, QueryError, QueryReader,
+    QueryResponse, RegisterSlave, ResultSet, Row,
+};
+pub use dump::{DumpError, DumpErrorKind, DumpEvent, DumpPacket, SemiSyncAck};
 pub use event::{
     BinlogError, ChecksumAlg, Event, EventData, EventDecoder, EventHeader, EventType,
     FormatDescription,
 };
 pub use gtid::{Gtid, GtidPos, GtidSet, MysqlGtid, Tag, Tsid, Uuid};
+pub use handshake::{CapabilityFlags, Greeting, HandshakeResponse41, HandshakeV10, SslRequest};
+pub use lenenc::ParseError;
+pub use packet::{Packet, PacketDecoder, PacketError, encode_packet};
 pub use position::{BinlogFileName, BinlogPos};
+pub use response::{AuthMoreData, AuthSwitchRequest, EofPacket, ErrPacket, OkPacket, ReplyKind};
 pub use transaction::{Transaction, TransactionTracker, TrxGtid, TrxOutcome};
