@@ -11,6 +11,7 @@
 //!   `wal-fetch` and point-in-time restore.
 
 pub mod archive;
+pub mod archiver;
 pub mod cli;
 pub mod commands;
 pub mod config;

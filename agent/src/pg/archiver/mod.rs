@@ -10,7 +10,6 @@
 
 mod commits;
 mod segment;
-mod upload;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -20,14 +19,13 @@ use logship_protocol::archive::object::{self, Codec};
 use logship_protocol::archive::pieces::{PiecePlan, PieceRange, PieceStack};
 use logship_protocol::pg::key::WalKey;
 use logship_protocol::pg::{Lsn, SegmentNo, TimelineId, WalSegSize};
-use tokio::task::JoinSet;
 
+use crate::archiver::{Finished, UploadQueue};
 use crate::metrics::SourceMetrics;
 use crate::pg::catalog::ArchiveEnd;
 use crate::store::Store;
 use commits::CommitTracker;
 use segment::SegmentBuffer;
-use upload::{Upload, UploadDone, UploadKind};
 
 /// Compressed bytes allowed in flight before `append` waits for uploads to finish.
 /// Together with the one segment buffer, this bounds the archiver's memory.
@@ -47,9 +45,20 @@ pub struct OutOfOrder {
     pub got: Lsn,
 }
 
+/// What an upload makes durable.
+enum UploadKind {
+    /// A complete segment's object.
+    Segment { tli: TimelineId, segno: SegmentNo },
+    /// A piece of the segment in progress.
+    Piece {
+        tli: TimelineId,
+        segno: SegmentNo,
+        plan: PiecePlan,
+    },
+}
+
 /// Turns a stream of WAL into durable objects for one source.
 pub struct WalArchiver {
-    store: Arc<dyn Store>,
     source: SourceName,
     seg: WalSegSize,
     metrics: SourceMetrics,
@@ -59,19 +68,8 @@ pub struct WalArchiver {
     stack: PieceStack,
     piece_in_flight: bool,
     received: Lsn,
-    durable: Lsn,
-    /// Uploads not yet folded into `durable`, in LSN order.
-    pending: VecDeque<Pending>,
-    uploads: JoinSet<UploadDone>,
-    in_flight_bytes: usize,
-    next_id: u64,
+    uploads: UploadQueue<UploadKind, Lsn>,
     recent_complete: VecDeque<(TimelineId, SegmentNo)>,
-}
-
-struct Pending {
-    id: u64,
-    end: Lsn,
-    done: bool,
 }
 
 impl WalArchiver {
@@ -101,7 +99,7 @@ impl WalArchiver {
         metrics.set_durable(durable);
         metrics.set_received(received);
         WalArchiver {
-            store,
+            uploads: UploadQueue::new(store, metrics.clone(), durable),
             source,
             seg,
             metrics,
@@ -110,11 +108,6 @@ impl WalArchiver {
             stack,
             piece_in_flight: false,
             received,
-            durable,
-            pending: VecDeque::new(),
-            uploads: JoinSet::new(),
-            in_flight_bytes: 0,
-            next_id: 0,
             recent_complete: VecDeque::new(),
         }
     }
@@ -131,12 +124,12 @@ impl WalArchiver {
 
     /// End of the WAL that is durable in the store: the only position that may be acknowledged.
     pub fn durable(&self) -> Lsn {
-        self.durable
+        self.uploads.durable()
     }
 
     /// True while uploads are still running.
     pub fn is_busy(&self) -> bool {
-        !self.uploads.is_empty()
+        self.uploads.is_busy()
     }
 
     /// Takes WAL that starts at `start`, which must be where the last call ended.
@@ -170,17 +163,8 @@ impl WalArchiver {
     /// Waits for one upload to finish. Returns true if the durable position moved.
     /// Never returns while nothing is in flight (for use in `select!`); cancel-safe.
     pub async fn wait_upload(&mut self) -> bool {
-        let Some(joined) = self.uploads.join_next().await else {
-            return std::future::pending().await;
-        };
-        match joined {
-            Ok(done) => self.finish(done),
-            Err(err) => {
-                // An upload task only ends by finishing: it retries store errors forever.
-                tracing::error!(%err, "upload task failed");
-                false
-            }
-        }
+        let finished = self.uploads.next_finished().await;
+        self.finish(finished)
     }
 
     /// Makes everything received durable: flushes, then waits for every upload.
@@ -191,7 +175,7 @@ impl WalArchiver {
             if !self.piece_in_flight {
                 self.ship_piece(consolidate);
             }
-            if self.uploads.is_empty() {
+            if !self.uploads.is_busy() {
                 return;
             }
             self.wait_upload().await;
@@ -218,7 +202,7 @@ impl WalArchiver {
         let key = WalKey::Segment { tli, segno }.format(&self.source, self.seg);
         let end = segno.end_lsn(self.seg);
         let raw_len = self.current.filled().into();
-        self.start_upload(
+        self.uploads.start(
             key,
             stored,
             raw_len,
@@ -227,7 +211,7 @@ impl WalArchiver {
         );
         self.current.reset(tli, segno.next());
         self.stack = PieceStack::default();
-        while self.in_flight_bytes > MAX_IN_FLIGHT_BYTES {
+        while self.uploads.in_flight_bytes() > MAX_IN_FLIGHT_BYTES {
             self.wait_upload().await;
         }
     }
@@ -252,7 +236,7 @@ impl WalArchiver {
         let end = Lsn::new(segno.start_lsn(self.seg).as_u64() + u64::from(range.end()));
         self.piece_in_flight = true;
         let raw_len = range.len().into();
-        self.start_upload(
+        self.uploads.start(
             key,
             stored,
             raw_len,
@@ -261,39 +245,8 @@ impl WalArchiver {
         );
     }
 
-    fn start_upload(
-        &mut self,
-        key: String,
-        stored: Vec<u8>,
-        raw_len: u64,
-        end: Lsn,
-        kind: UploadKind,
-    ) {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.in_flight_bytes += stored.len();
-        self.pending.push_back(Pending {
-            id,
-            end,
-            done: false,
-        });
-        let upload = Upload {
-            id,
-            key,
-            stored: stored.into(),
-            raw_len,
-            kind,
-        };
-        self.uploads
-            .spawn(upload.run(self.store.clone(), self.metrics.clone()));
-    }
-
-    fn finish(&mut self, done: UploadDone) -> bool {
-        self.in_flight_bytes = self.in_flight_bytes.saturating_sub(done.stored_len);
-        if let Some(pending) = self.pending.iter_mut().find(|p| p.id == done.id) {
-            pending.done = true;
-        }
-        match done.kind {
+    fn finish(&mut self, finished: Finished<UploadKind, Lsn>) -> bool {
+        match finished.kind {
             UploadKind::Segment { tli, segno } => {
                 self.recent_complete.push_back((tli, segno));
                 if self.recent_complete.len() > RECENT_COMPLETE {
@@ -306,7 +259,14 @@ impl WalArchiver {
                 self.piece_durable(tli, segno, &plan);
             }
         }
-        self.advance_durable()
+        let Some(durable) = finished.durable else {
+            return false;
+        };
+        self.metrics.set_durable(durable);
+        if let Some(time) = self.commits.durable_up_to(durable) {
+            self.metrics.set_newest_durable_commit(time);
+        }
+        true
     }
 
     fn piece_durable(&mut self, tli: TimelineId, segno: SegmentNo, plan: &PiecePlan) {
@@ -329,7 +289,7 @@ impl WalArchiver {
 
     /// Removes every piece of a segment whose complete object is durable.
     fn delete_pieces_of(&self, tli: TimelineId, segno: SegmentNo) {
-        let store = self.store.clone();
+        let store = self.uploads.store().clone();
         let prefix = WalKey::Segment { tli, segno }.format(&self.source, self.seg) + ".partial.";
         tokio::spawn(async move {
             match store.list(&prefix).await {
@@ -349,7 +309,7 @@ impl WalArchiver {
         if keys.is_empty() {
             return;
         }
-        let store = self.store.clone();
+        let store = self.uploads.store().clone();
         tokio::spawn(async move {
             for key in keys {
                 if let Err(err) = store.delete(&key).await {
@@ -357,30 +317,6 @@ impl WalArchiver {
                 }
             }
         });
-    }
-
-    fn advance_durable(&mut self) -> bool {
-        let before = self.durable;
-        while let Some(front) = self.pending.front() {
-            if !front.done {
-                break;
-            }
-            self.durable = self.durable.max(front.end);
-            self.pending.pop_front();
-        }
-        debug_assert!(
-            self.durable >= before,
-            "the durable position moved backwards"
-        );
-        if self.durable > before {
-            self.metrics.set_durable(self.durable);
-            if let Some(time) = self.commits.durable_up_to(self.durable) {
-                self.metrics.set_newest_durable_commit(time);
-            }
-            true
-        } else {
-            false
-        }
     }
 }
 
