@@ -10,7 +10,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::RestoreArgs;
-use crate::config::{Config, SourceKind};
+use crate::config::{Config, Source};
 use crate::metrics::{self, SourceMetrics};
 use crate::pg::backup::{self, BackupSchedule, BackupSettings};
 use crate::pg::localpg::{LocalPostgres, shell_quote};
@@ -39,33 +39,27 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut schedules = JoinSet::new();
     let mut all_metrics = Vec::new();
     for source in &config.sources {
-        let name = source.source_name()?;
+        let name = source.name().clone();
         let source_metrics = SourceMetrics::new(name.as_str());
         all_metrics.push(source_metrics.clone());
-        match source.kind {
-            SourceKind::Postgres => {
+        match source {
+            Source::Postgres(source) => {
                 let schedule = BackupSchedule {
                     store: store.clone(),
                     source: name.clone(),
                     options: backup::connect_options(source)?,
                     settings: BackupSettings::from_config(source),
-                    interval: source.base_backup_interval,
+                    interval: source.common.base_backup_interval,
                     metrics: source_metrics.clone(),
                 };
                 schedules.spawn(schedule.run(shutdown.clone()));
-                let pg = PostgresSource::new(
-                    name.clone(),
-                    source.clone(),
-                    store.clone(),
-                    source_metrics,
-                )?;
+                let pg = PostgresSource::new(source.clone(), store.clone(), source_metrics)?;
                 let token = shutdown.clone();
                 sources.spawn(async move { (name, pg.run(token).await) });
             }
-            SourceKind::Mysql => bail!(
-                "source {:?}: mysql sources are not supported by this version yet",
-                source.name
-            ),
+            Source::Mysql(_) => {
+                bail!("source {name:?}: mysql sources are not supported by this version yet")
+            }
         }
     }
     let server = tokio::spawn(metrics::serve(config.metrics.listen, handle, all_metrics));
@@ -130,8 +124,14 @@ async fn shutdown_signal() -> anyhow::Result<()> {
 
 /// `logship backup`: takes one base backup of the source now; returns its id once durable.
 pub async fn backup(config: &Config, source: Option<&str>) -> anyhow::Result<BackupId> {
-    let source = config.source(source)?;
-    let name = source.source_name()?;
+    let source = match config.source(source)? {
+        Source::Postgres(pg) => pg,
+        Source::Mysql(mysql) => bail!(
+            "source {:?}: base backups of mysql sources are not supported by this version yet",
+            mysql.common.name.as_str()
+        ),
+    };
+    let name = source.common.name.clone();
     let store = store::open(&config.store).await?;
     let options = backup::connect_options(source)?;
     let settings = BackupSettings::from_config(source);
@@ -176,11 +176,9 @@ pub async fn list(config: &Config, source: Option<&str>, json: bool) -> anyhow::
     let store = store::open(&config.store).await?;
     let sources = match source {
         Some(_) => vec![pick_source(config, store.as_ref(), source).await?],
-        None if !config.sources.is_empty() => config
-            .sources
-            .iter()
-            .map(|s| s.source_name())
-            .collect::<anyhow::Result<_>>()?,
+        None if !config.sources.is_empty() => {
+            config.sources.iter().map(|s| s.name().clone()).collect()
+        }
         None => match stored_sources(store.as_ref()).await?.as_slice() {
             [] => return pick_source(config, store.as_ref(), None).await.map(|_| ()),
             all => all.to_vec(),
@@ -280,7 +278,7 @@ pub async fn pick_source(
             return SourceName::new(name)
                 .map_err(|err| anyhow!("invalid --source {name:?}: {err}"));
         }
-        return config.source(wanted)?.source_name();
+        return Ok(config.source(wanted)?.name().clone());
     }
     let stored = stored_sources(store).await?;
     match stored.as_slice() {

@@ -1,5 +1,9 @@
 //! Configuration: a TOML file (DESIGN.md §3), overlaid by `LOGSHIP_…` environment
 //! variables, then by inline flags (`--postgres URL --store URL`).
+//!
+//! Two layers: what the user wrote ([`SourceConfig`], one `[[source]]` table), then the
+//! typed per-kind objects built from it once, here ([`Source`]), so that the rest of the
+//! code never sees a key that means nothing for its kind.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -20,15 +24,23 @@ pub const DEFAULT_STORE_URL: &str = "file://./logship-data";
 /// The name of a source given inline with `--postgres`.
 pub const INLINE_SOURCE_NAME: &str = "default";
 
-/// The whole configuration.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The whole configuration, checked.
+#[derive(Debug, Clone)]
 pub struct Config {
     pub store: StoreConfig,
-    #[serde(default, rename = "source")]
-    pub sources: Vec<SourceConfig>,
-    #[serde(default)]
+    pub sources: Vec<Source>,
     pub metrics: MetricsConfig,
+}
+
+/// The configuration as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    store: StoreConfig,
+    #[serde(default, rename = "source")]
+    sources: Vec<SourceConfig>,
+    #[serde(default)]
+    metrics: MetricsConfig,
 }
 
 /// What a source is.
@@ -39,36 +51,79 @@ pub enum SourceKind {
     Mysql,
 }
 
-/// One `[[source]]` table.
+/// One `[[source]]` table as written; [`Source::from_config`] checks and types it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     pub name: String,
     pub kind: SourceKind,
     pub url: String,
-    #[serde(default = "default_slot")]
-    pub slot: String,
-    #[serde(default = "default_application_name")]
-    pub application_name: String,
     #[serde(default = "default_flush_interval", deserialize_with = "duration")]
     pub flush_interval: Duration,
-    #[serde(default)]
-    pub synchronous: bool,
     #[serde(
         default = "default_base_backup_interval",
         deserialize_with = "duration"
     )]
     pub base_backup_interval: Duration,
-    #[serde(default = "default_backup_checkpoint")]
-    pub backup_checkpoint: CheckpointMode,
-    /// A limit on the server's send rate during base backups, in kB/s.
-    #[serde(default)]
-    pub backup_max_rate: Option<u32>,
     #[serde(default)]
     pub password_file: Option<PathBuf>,
-    #[serde(default)]
+    // PostgreSQL only.
+    pub slot: Option<String>,
+    pub application_name: Option<String>,
+    pub synchronous: Option<bool>,
+    pub backup_checkpoint: Option<CheckpointMode>,
+    /// A limit on the server's send rate during base backups, in kB/s.
+    pub backup_max_rate: Option<u32>,
+    // MySQL only.
     pub server_id: Option<u32>,
-    #[serde(default)]
+    pub semi_sync: Option<bool>,
+}
+
+/// A configured source, typed for its kind.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Postgres(PgSourceConfig),
+    Mysql(MysqlSourceConfig),
+}
+
+/// What every source has, whatever its kind.
+#[derive(Debug, Clone)]
+pub struct SourceCommon {
+    /// The validated name, the first component of every key of the source.
+    pub name: SourceName,
+    /// The server's URL; it may hold the password.
+    pub url: String,
+    /// How often the file or segment in progress is shipped; zero: after every batch.
+    pub flush_interval: Duration,
+    /// How often a base backup is taken.
+    pub base_backup_interval: Duration,
+    /// A file holding the password, read when connecting.
+    pub password_file: Option<PathBuf>,
+}
+
+/// A PostgreSQL source.
+#[derive(Debug, Clone)]
+pub struct PgSourceConfig {
+    pub common: SourceCommon,
+    /// The physical replication slot, created if missing.
+    pub slot: String,
+    /// The name in `pg_stat_replication` and `synchronous_standby_names`.
+    pub application_name: String,
+    /// Acknowledge every flush batch, for synchronous replication.
+    pub synchronous: bool,
+    /// How base backups ask for their checkpoint.
+    pub backup_checkpoint: CheckpointMode,
+    /// A limit on the server's send rate during base backups, in kB/s.
+    pub backup_max_rate: Option<u32>,
+}
+
+/// A MySQL or MariaDB source.
+#[derive(Debug, Clone)]
+pub struct MysqlSourceConfig {
+    pub common: SourceCommon,
+    /// The replica's `server_id`: configured, or derived from the source name; never 0.
+    pub server_id: u32,
+    /// Acknowledge transactions to a semi-sync primary once they are durable.
     pub semi_sync: bool,
 }
 
@@ -88,20 +143,13 @@ impl Default for MetricsConfig {
     }
 }
 
-fn default_slot() -> String {
-    "logship".to_owned()
-}
-fn default_application_name() -> String {
-    "logship".to_owned()
-}
+const DEFAULT_SLOT: &str = "logship";
+const DEFAULT_APPLICATION_NAME: &str = "logship";
 fn default_flush_interval() -> Duration {
     Duration::from_secs(1)
 }
 fn default_base_backup_interval() -> Duration {
     Duration::from_secs(24 * 3600)
-}
-fn default_backup_checkpoint() -> CheckpointMode {
-    CheckpointMode::Fast
 }
 fn default_metrics_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9187))
@@ -194,7 +242,7 @@ impl Config {
                     .or_insert_with(|| toml::Value::String(DEFAULT_STORE_URL.to_owned()));
             }
         }
-        let config: Config = table.try_into().map_err(|err: toml::de::Error| {
+        let config: RawConfig = table.try_into().map_err(|err: toml::de::Error| {
             let place = file
                 .as_deref()
                 .map_or("configuration".to_owned(), |p| p.display().to_string());
@@ -203,42 +251,32 @@ impl Config {
                 one_line(&err.to_string())
             )
         })?;
-        config.validate()?;
-        Ok(config)
-    }
-
-    fn validate(&self) -> anyhow::Result<()> {
         let mut seen = std::collections::BTreeSet::new();
-        for source in &self.sources {
-            SourceName::new(&source.name).map_err(|err| {
-                anyhow!(
-                    "invalid source name {:?}: {err} (use lower-case letters, digits, '-' and '_')",
-                    source.name
-                )
-            })?;
-            if !seen.insert(source.name.as_str()) {
+        let mut sources = Vec::new();
+        for raw in config.sources {
+            let source = Source::from_config(raw)?;
+            if !seen.insert(source.name().clone()) {
                 bail!(
                     "source {:?} is configured twice (give each [[source]] its own name)",
-                    source.name
+                    source.name().as_str()
                 );
             }
-            if source.kind == SourceKind::Mysql {
-                bail!(
-                    "source {:?}: kind \"mysql\" is not supported by this version yet (remove the source or use kind = \"postgres\")",
-                    source.name
-                );
-            }
+            sources.push(source);
         }
-        Ok(())
+        Ok(Config {
+            store: config.store,
+            sources,
+            metrics: config.metrics,
+        })
     }
 
     /// The source called `name`, or the only one when `name` is `None`.
-    pub fn source(&self, name: Option<&str>) -> anyhow::Result<&SourceConfig> {
+    pub fn source(&self, name: Option<&str>) -> anyhow::Result<&Source> {
         match name {
             Some(name) => self
                 .sources
                 .iter()
-                .find(|s| s.name == name)
+                .find(|s| s.name().as_str() == name)
                 .with_context(|| {
                     format!(
                         "no source named {name:?} in the configuration (configured: {})",
@@ -261,7 +299,7 @@ impl Config {
     fn source_names(&self) -> String {
         self.sources
             .iter()
-            .map(|s| s.name.as_str())
+            .map(|s| s.name().as_str())
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -286,39 +324,143 @@ pub struct PasswordFileError {
     reason: String,
 }
 
-impl SourceConfig {
+impl Source {
+    /// Checks a `[[source]]` table and types it for its kind. A key that means nothing
+    /// for the kind is refused rather than ignored.
+    pub fn from_config(raw: SourceConfig) -> anyhow::Result<Source> {
+        let name = SourceName::new(&raw.name).map_err(|err| {
+            anyhow!(
+                "invalid source name {:?}: {err} (use lower-case letters, digits, '-' and '_')",
+                raw.name
+            )
+        })?;
+        let only_for = |kind: &str, keys: &[(&str, bool)]| -> anyhow::Result<()> {
+            match keys.iter().find(|(_, set)| *set) {
+                Some((key, _)) => bail!(
+                    "source {:?}: {key} applies to {kind} sources only (remove it, or check the source's kind)",
+                    raw.name
+                ),
+                None => Ok(()),
+            }
+        };
+        let common = SourceCommon {
+            name,
+            url: raw.url,
+            flush_interval: raw.flush_interval,
+            base_backup_interval: raw.base_backup_interval,
+            password_file: raw.password_file,
+        };
+        match raw.kind {
+            SourceKind::Postgres => {
+                only_for(
+                    "MySQL",
+                    &[
+                        ("server_id", raw.server_id.is_some()),
+                        ("semi_sync", raw.semi_sync.is_some()),
+                    ],
+                )?;
+                Ok(Source::Postgres(PgSourceConfig {
+                    common,
+                    slot: raw.slot.unwrap_or_else(|| DEFAULT_SLOT.to_owned()),
+                    application_name: raw
+                        .application_name
+                        .unwrap_or_else(|| DEFAULT_APPLICATION_NAME.to_owned()),
+                    synchronous: raw.synchronous.unwrap_or(false),
+                    backup_checkpoint: raw.backup_checkpoint.unwrap_or(CheckpointMode::Fast),
+                    backup_max_rate: raw.backup_max_rate,
+                }))
+            }
+            SourceKind::Mysql => {
+                only_for(
+                    "PostgreSQL",
+                    &[
+                        ("slot", raw.slot.is_some()),
+                        ("application_name", raw.application_name.is_some()),
+                        ("synchronous", raw.synchronous.is_some()),
+                        ("backup_checkpoint", raw.backup_checkpoint.is_some()),
+                        ("backup_max_rate", raw.backup_max_rate.is_some()),
+                    ],
+                )?;
+                let server_id = match raw.server_id {
+                    Some(0) => bail!(
+                        "source {:?}: server_id 0 is not allowed (a replica needs a server_id no other server or replica uses, from 1 to 4294967295)",
+                        raw.name
+                    ),
+                    Some(id) => id,
+                    None => derived_server_id(&common.name),
+                };
+                Ok(Source::Mysql(MysqlSourceConfig {
+                    common,
+                    server_id,
+                    semi_sync: raw.semi_sync.unwrap_or(false),
+                }))
+            }
+        }
+    }
+
+    /// What every kind has.
+    pub fn common(&self) -> &SourceCommon {
+        match self {
+            Source::Postgres(pg) => &pg.common,
+            Source::Mysql(mysql) => &mysql.common,
+        }
+    }
+
+    /// The source's name.
+    pub fn name(&self) -> &SourceName {
+        &self.common().name
+    }
+}
+
+/// A `server_id` derived from the source name, so that each source of one agent gets its
+/// own and a restarted agent the same one. Never 0, and never 1, every server's default.
+fn derived_server_id(name: &SourceName) -> u32 {
+    let hash = crc32fast::hash(format!("logship/{name}").as_bytes());
+    hash.max(2)
+}
+
+impl SourceCommon {
+    /// The password from `password_file`, when one is configured.
+    pub fn file_password(&self) -> Result<Option<String>, PasswordFileError> {
+        let Some(path) = &self.password_file else {
+            return Ok(None);
+        };
+        let password = std::fs::read_to_string(path).map_err(|e| PasswordFileError {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(Some(password.trim_end_matches(['\r', '\n']).to_owned()))
+    }
+}
+
+impl PgSourceConfig {
     /// Connection options for this source under `application_name`, with the
     /// password from `password_file` when one is configured.
     pub fn connect_options(
         &self,
         application_name: &str,
     ) -> Result<ConnectOptions, SourceOptionsError> {
-        let mut options = ConnectOptions::from_url(&self.url)?.application_name(application_name);
-        if let Some(path) = &self.password_file {
-            let password = std::fs::read_to_string(path).map_err(|e| PasswordFileError {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
-            options = options.password(password.trim_end_matches(['\r', '\n']));
+        let mut options =
+            ConnectOptions::from_url(&self.common.url)?.application_name(application_name);
+        if let Some(password) = self.common.file_password()? {
+            options = options.password(password);
         }
         Ok(options)
     }
 
     /// A PostgreSQL source named `name` at `url`, every other key at its default.
-    pub fn postgres(name: &str, url: &str) -> anyhow::Result<SourceConfig> {
+    pub fn inline(name: &str, url: &str) -> anyhow::Result<PgSourceConfig> {
         let mut table = toml::Table::new();
         table.insert("name".into(), toml::Value::String(name.to_owned()));
         table.insert("kind".into(), toml::Value::String("postgres".into()));
         table.insert("url".into(), toml::Value::String(url.to_owned()));
-        table.try_into().map_err(|err: toml::de::Error| {
+        let raw: SourceConfig = table.try_into().map_err(|err: toml::de::Error| {
             anyhow!("invalid source {name:?}: {}", one_line(&err.to_string()))
-        })
-    }
-
-    /// The validated name, for store keys.
-    pub fn source_name(&self) -> anyhow::Result<SourceName> {
-        SourceName::new(&self.name)
-            .map_err(|err| anyhow!("invalid source name {:?}: {err}", self.name))
+        })?;
+        match Source::from_config(raw)? {
+            Source::Postgres(pg) => Ok(pg),
+            Source::Mysql(_) => bail!("source {name:?} is not a PostgreSQL source"),
+        }
     }
 }
 
@@ -432,6 +574,13 @@ pub fn one_line(text: &str) -> String {
 mod tests {
     use super::*;
 
+    fn postgres(source: &Source) -> &PgSourceConfig {
+        match source {
+            Source::Postgres(pg) => pg,
+            Source::Mysql(_) => panic!("expected a PostgreSQL source"),
+        }
+    }
+
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
             .iter()
@@ -446,9 +595,9 @@ mod tests {
             ..Overrides::default()
         };
         let config = Config::load(&overrides, &env(&[])).unwrap();
-        let source = config.source(None).unwrap();
-        assert_eq!(source.name, "default");
-        assert_eq!(source.flush_interval, Duration::from_secs(1));
+        let source = postgres(config.source(None).unwrap());
+        assert_eq!(source.common.name.as_str(), "default");
+        assert_eq!(source.common.flush_interval, Duration::from_secs(1));
         assert_eq!(source.slot, "logship");
         assert_eq!(config.store.url, DEFAULT_STORE_URL);
     }
@@ -479,8 +628,8 @@ mod tests {
         .unwrap();
         assert_eq!(config.store.url, "s3://b/p");
         assert!(config.store.path_style);
-        let source = config.source(Some("main-db")).unwrap();
-        assert_eq!(source.flush_interval, Duration::ZERO);
+        let source = postgres(config.source(Some("main-db")).unwrap());
+        assert_eq!(source.common.flush_interval, Duration::ZERO);
         assert!(source.synchronous);
         assert_eq!(config.metrics.listen, "127.0.0.1:1".parse().unwrap());
     }
@@ -514,9 +663,75 @@ mod tests {
             &env(&[("LOGSHIP_SOURCE_DEFAULT_FLUSH_INTERVAL", "250ms")]),
         )
         .unwrap();
-        let source = config.source(None).unwrap();
+        let source = config.source(None).unwrap().common();
         assert_eq!(source.url, "postgres://repl@db/postgres");
         assert_eq!(source.flush_interval, Duration::from_millis(250));
+    }
+
+    fn load_env(pairs: &[(&str, &str)]) -> anyhow::Result<Config> {
+        Config::load(&Overrides::default(), &env(pairs))
+    }
+
+    #[test]
+    fn a_mysql_source_is_typed_with_a_derived_server_id() {
+        let config = load_env(&[
+            ("LOGSHIP_SOURCE_SHOP_KIND", "mysql"),
+            ("LOGSHIP_SOURCE_SHOP_URL", "mysql://repl@db:3306"),
+            ("LOGSHIP_SOURCE_SHOP_SEMI_SYNC", "true"),
+        ])
+        .unwrap();
+        let Source::Mysql(shop) = config.source(None).unwrap() else {
+            panic!("expected a MySQL source");
+        };
+        assert!(shop.semi_sync);
+        assert_eq!(shop.server_id, derived_server_id(&shop.common.name));
+        assert!(shop.server_id > 1);
+
+        let config = load_env(&[
+            ("LOGSHIP_SOURCE_SHOP_KIND", "mysql"),
+            ("LOGSHIP_SOURCE_SHOP_URL", "mysql://repl@db:3306"),
+            ("LOGSHIP_SOURCE_SHOP_SERVER_ID", "4242"),
+        ])
+        .unwrap();
+        let Source::Mysql(shop) = config.source(None).unwrap() else {
+            panic!("expected a MySQL source");
+        };
+        assert_eq!(shop.server_id, 4242);
+    }
+
+    #[test]
+    fn keys_of_the_other_kind_are_refused() {
+        let err = load_env(&[
+            ("LOGSHIP_SOURCE_SHOP_KIND", "mysql"),
+            ("LOGSHIP_SOURCE_SHOP_URL", "mysql://repl@db:3306"),
+            ("LOGSHIP_SOURCE_SHOP_SLOT", "s"),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "source \"shop\": slot applies to PostgreSQL sources only (remove it, or check the source's kind)"
+        );
+        let err = load_env(&[
+            ("LOGSHIP_SOURCE_MAIN_KIND", "postgres"),
+            ("LOGSHIP_SOURCE_MAIN_URL", "postgres://x@h/p"),
+            ("LOGSHIP_SOURCE_MAIN_SERVER_ID", "7"),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "source \"main\": server_id applies to MySQL sources only (remove it, or check the source's kind)"
+        );
+        let err = load_env(&[
+            ("LOGSHIP_SOURCE_SHOP_KIND", "mysql"),
+            ("LOGSHIP_SOURCE_SHOP_URL", "mysql://repl@db:3306"),
+            ("LOGSHIP_SOURCE_SHOP_SERVER_ID", "0"),
+        ])
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("source \"shop\": server_id 0 is not allowed"),
+            "{err}"
+        );
     }
 
     #[test]

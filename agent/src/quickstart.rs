@@ -16,7 +16,7 @@ use logship_protocol::archive::key::{self, SourceName};
 use logship_protocol::pg::{Lsn, SegmentNo, TimelineId, WalSegSize, xlog_file_name};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, SourceConfig};
+use crate::config::{Config, PgSourceConfig};
 use crate::identity::read_identity;
 use crate::metrics::SourceMetrics;
 use crate::pg::backup::{self, BackupSettings};
@@ -77,14 +77,9 @@ async fn tour(config: &Config, pg: &LocalPostgres, dir: &Path) -> anyhow::Result
         "2. Streaming its WAL into {} as source \"{SOURCE}\"; the segment in progress is shipped every second.",
         store.url()
     ));
-    let source_config = SourceConfig::postgres(SOURCE, &pg.url())?;
+    let source_config = PgSourceConfig::inline(SOURCE, &pg.url())?;
     let metrics = SourceMetrics::new(SOURCE);
-    let source = PostgresSource::new(
-        name.clone(),
-        source_config.clone(),
-        store.clone(),
-        metrics.clone(),
-    )?;
+    let source = PostgresSource::new(source_config.clone(), store.clone(), metrics.clone())?;
     let shutdown = CancellationToken::new();
     let streaming = tokio::spawn(source.run(shutdown.clone()));
 

@@ -20,7 +20,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::config::{SourceConfig, SourceOptionsError};
+use crate::config::{PgSourceConfig, SourceOptionsError};
 use crate::identity::{IdentityError, record_identity, verify_identity};
 use crate::metrics::SourceMetrics;
 use crate::pg::archiver::{OutOfOrder, ResumeFrom, WalArchiver};
@@ -80,7 +80,7 @@ impl SourceError {
 /// One PostgreSQL source, configured and ready to run.
 pub struct PostgresSource {
     name: SourceName,
-    config: SourceConfig,
+    config: PgSourceConfig,
     options: ConnectOptions,
     store: Arc<dyn Store>,
     metrics: SourceMetrics,
@@ -97,14 +97,13 @@ struct Session {
 impl PostgresSource {
     /// Prepares a source from its configuration; reads `password_file` if set.
     pub fn new(
-        name: SourceName,
-        config: SourceConfig,
+        config: PgSourceConfig,
         store: Arc<dyn Store>,
         metrics: SourceMetrics,
     ) -> Result<PostgresSource, SourceError> {
         let options = config.connect_options(&config.application_name)?;
         Ok(PostgresSource {
-            name,
+            name: config.common.name.clone(),
             config,
             options,
             store,
@@ -302,8 +301,13 @@ impl PostgresSource {
         archiver: &mut WalArchiver,
         shutdown: &CancellationToken,
     ) -> Result<(), SourceError> {
-        let flush_every_batch = self.config.synchronous || self.config.flush_interval.is_zero();
-        let period = self.config.flush_interval.max(Duration::from_millis(1));
+        let flush_every_batch =
+            self.config.synchronous || self.config.common.flush_interval.is_zero();
+        let period = self
+            .config
+            .common
+            .flush_interval
+            .max(Duration::from_millis(1));
         let mut flush_tick = tokio::time::interval_at(Instant::now() + period, period);
         flush_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut status_tick = tokio::time::interval(STATUS_INTERVAL);

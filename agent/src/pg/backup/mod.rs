@@ -25,7 +25,7 @@ use logship_protocol::pg::manifest::{BackupManifest, ManifestError};
 use logship_protocol::pg::{Lsn, TimelineId, WalSegSize};
 use tracing::Instrument;
 
-use crate::config::{SourceConfig, SourceOptionsError};
+use crate::config::{PgSourceConfig, SourceOptionsError};
 use crate::identity::{IdentityError, verify_identity};
 use crate::pg::conn::{ConnectOptions, PgError, ReplicationConnection};
 use crate::store::{Store, StoreError};
@@ -56,7 +56,7 @@ pub struct BackupSettings {
 
 impl BackupSettings {
     /// The settings a source's configuration asks for.
-    pub fn from_config(config: &SourceConfig) -> BackupSettings {
+    pub fn from_config(config: &PgSourceConfig) -> BackupSettings {
         BackupSettings {
             checkpoint: config.backup_checkpoint,
             max_rate_kbps: config.backup_max_rate,
@@ -159,7 +159,7 @@ fn human(duration: Duration) -> String {
 
 /// The options a source connects with for backups: its URL, password file and a name of its own
 /// in `pg_stat_replication`.
-pub fn connect_options(config: &SourceConfig) -> Result<ConnectOptions, BackupError> {
+pub fn connect_options(config: &PgSourceConfig) -> Result<ConnectOptions, BackupError> {
     Ok(config.connect_options(&format!("{}-backup", config.application_name))?)
 }
 
