@@ -7,6 +7,7 @@
 //! - [`config`], [`cli`], [`commands`]: what the user asked for, and running it.
 //! - [`list`]: prints what a store holds and what a restore can reach.
 //! - [`metrics`]: the Prometheus metrics and the health endpoints.
+//! - [`tls`]: `sslmode` and the rustls setup both database kinds share.
 //! - [`pg`]: PostgreSQL: the replication connection, the WAL archiver, base backups,
 //!   `wal-fetch` and point-in-time restore.
 
@@ -23,3 +24,4 @@ pub mod store;
 #[cfg(test)]
 mod testutil;
 pub mod timefmt;
+pub mod tls;
