@@ -120,6 +120,9 @@ impl MysqlError {
             Kind::Server(err) => Some(err.code),
             Kind::Auth(AuthError::Server(err)) => Some(err.code),
             Kind::Dump { error, .. } => Some(error.err.code),
+            Kind::AccessDenied { .. } => Some(ER_ACCESS_DENIED_ERROR),
+            Kind::HostNotAllowed { .. } => Some(ER_HOST_NOT_PRIVILEGED),
+            Kind::PluginNotLoaded { .. } => Some(ER_PLUGIN_IS_NOT_LOADED),
             _ => None,
         }
     }

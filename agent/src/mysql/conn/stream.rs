@@ -53,7 +53,9 @@ pub struct DumpOptions {
     pub heartbeat: Duration,
     /// Announce semi-sync (`@rpl_semi_sync_slave = 1`): events may then ask for an ack.
     pub semi_sync: bool,
-    /// MariaDB: also send ANNOTATE_ROWS events (the statement behind row events).
+    /// MariaDB: also send ANNOTATE_ROWS events (the statement behind row events). Without
+    /// them the server leaves those events out, and the stream has holes where the file
+    /// has them: an archive that must be byte-exact needs this on.
     pub annotate_rows: bool,
     /// End with [`DumpItem::Eof`] at the end of the binlog instead of waiting for more.
     pub non_blocking: bool,
@@ -65,14 +67,15 @@ pub struct DumpOptions {
 }
 
 impl DumpOptions {
-    /// A blocking dump from `start` with a 30 s heartbeat, no semi-sync, this machine's name.
+    /// A blocking dump from `start` with a 30 s heartbeat, ANNOTATE_ROWS events (so the
+    /// stream has every byte of the file), no semi-sync, and this machine's name.
     pub fn new(server_id: u32, start: DumpStart) -> DumpOptions {
         DumpOptions {
             server_id,
             start,
             heartbeat: Duration::from_secs(30),
             semi_sync: false,
-            annotate_rows: false,
+            annotate_rows: true,
             non_blocking: false,
             checksum: None,
             report_host: local_host_name(),
