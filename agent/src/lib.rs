@@ -7,6 +7,8 @@
 //! - [`config`], [`cli`], [`commands`]: what the user asked for, and running it.
 //! - [`list`]: prints what a store holds and what a restore can reach.
 //! - [`metrics`]: the Prometheus metrics and the health endpoints.
+//! - [`tls`]: `sslmode` and the rustls setup both database kinds share.
+//! - [`mysql`]: MySQL and MariaDB: the replication connection.
 //! - [`pg`]: PostgreSQL: the replication connection, the WAL archiver, base backups,
 //!   `wal-fetch` and point-in-time restore.
 
@@ -18,9 +20,11 @@ pub mod config;
 pub mod identity;
 pub mod list;
 pub mod metrics;
+pub mod mysql;
 pub mod pg;
 pub mod quickstart;
 pub mod store;
 #[cfg(test)]
 mod testutil;
 pub mod timefmt;
+pub mod tls;

@@ -634,3 +634,74 @@ fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
+
+/// A CA and a server certificate it signs, for a TLS test server: pass [`TestCerts::cnf`]
+/// as [`MariaDbOptions::cnf`] and [`TestCerts::ca_path`] as the client's `sslrootcert`.
+pub struct TestCerts {
+    dir: TempDir,
+}
+
+impl TestCerts {
+    /// Generates the CA and a server certificate for the names in `hosts` (DNS names or IPs).
+    pub fn generate(hosts: &[&str]) -> TestCerts {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose, SanType,
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("logship-mariadb-tls-")
+            .tempdir()
+            .expect("create temp dir");
+        let ca_key = KeyPair::generate().expect("generate CA key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "logship test CA");
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca = ca_params.self_signed(&ca_key).expect("self-sign CA");
+
+        let key = KeyPair::generate().expect("generate server key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("server params");
+        for host in hosts {
+            params.subject_alt_names.push(match host.parse() {
+                Ok(ip) => SanType::IpAddress(ip),
+                Err(_) => SanType::DnsName((*host).try_into().expect("a DNS name")),
+            });
+        }
+        params.distinguished_name.push(
+            DnType::CommonName,
+            hosts.first().copied().unwrap_or("server"),
+        );
+        let cert = params
+            .signed_by(&key, &ca, &ca_key)
+            .expect("sign server cert");
+        fs::write(dir.path().join("ca.crt"), ca.pem()).expect("write ca.crt");
+        fs::write(dir.path().join("server.crt"), cert.pem()).expect("write server.crt");
+        fs::write(dir.path().join("server.key"), key.serialize_pem()).expect("write server.key");
+        // The server switches to `mysql` before it reads them.
+        chown_mysql(dir.path());
+        for name in ["ca.crt", "server.crt", "server.key"] {
+            chown_mysql(&dir.path().join(name));
+        }
+        TestCerts { dir }
+    }
+
+    /// The CA certificate (PEM).
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
+    /// The `[mysqld]` lines that turn TLS on with these files.
+    pub fn cnf(&self) -> Vec<String> {
+        let d = self.dir.path().display();
+        vec![
+            format!("ssl_ca={d}/ca.crt"),
+            format!("ssl_cert={d}/server.crt"),
+            format!("ssl_key={d}/server.key"),
+        ]
+    }
+}

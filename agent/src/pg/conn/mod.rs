@@ -3,7 +3,7 @@
 //! codecs over tokio, with TLS through rustls.
 //!
 //! - `options`: connection options from a `postgres://` URL.
-//! - `transport`, `tls`: TCP, then TLS as `sslmode` says.
+//! - `transport`: TCP, then TLS as `sslmode` says (with [`crate::tls`]).
 //! - `wire`: cancel-safe message framing.
 //! - `auth`: startup and authentication (trust, password, md5, SCRAM-SHA-256).
 //! - `connection`: connecting with explained errors, and the replication commands.
@@ -17,7 +17,6 @@ mod connection;
 mod error;
 mod options;
 mod streaming;
-mod tls;
 mod transport;
 mod wire;
 

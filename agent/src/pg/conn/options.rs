@@ -6,56 +6,12 @@ use std::path::PathBuf;
 use percent_encoding::percent_decode_str;
 use url::Url;
 
+pub use crate::tls::SslMode;
+
 use super::error::PgError;
 
 /// The default PostgreSQL port.
 const DEFAULT_PORT: u16 = 5432;
-
-/// How much TLS to insist on, as libpq's `sslmode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SslMode {
-    /// Plain TCP only.
-    Disable,
-    /// TLS when the server offers it, without verifying the certificate; plain otherwise.
-    #[default]
-    Prefer,
-    /// TLS, without verifying the certificate.
-    Require,
-    /// TLS, with the certificate chain verified against `sslrootcert` but no host name check.
-    VerifyCa,
-    /// TLS, with the chain verified and the certificate matching the host.
-    VerifyFull,
-}
-
-impl SslMode {
-    fn parse(value: &str) -> Option<SslMode> {
-        Some(match value {
-            "disable" => SslMode::Disable,
-            "prefer" => SslMode::Prefer,
-            "require" => SslMode::Require,
-            "verify-ca" => SslMode::VerifyCa,
-            "verify-full" => SslMode::VerifyFull,
-            _ => return None,
-        })
-    }
-
-    /// Whether the server certificate is checked against `sslrootcert`.
-    pub fn verifies(self) -> bool {
-        matches!(self, SslMode::VerifyCa | SslMode::VerifyFull)
-    }
-}
-
-impl fmt::Display for SslMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            SslMode::Disable => "disable",
-            SslMode::Prefer => "prefer",
-            SslMode::Require => "require",
-            SslMode::VerifyCa => "verify-ca",
-            SslMode::VerifyFull => "verify-full",
-        })
-    }
-}
 
 /// A password that never shows in `Debug` output.
 #[derive(Clone)]

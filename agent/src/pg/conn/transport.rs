@@ -15,7 +15,10 @@ use tokio_rustls::client::TlsStream;
 
 use super::error::Kind;
 use super::options::{ConnectOptions, SslMode};
-use super::tls;
+use crate::tls::{self, TlsParams};
+
+/// The ALPN protocol name PostgreSQL 17+ expects; older servers ignore it.
+const ALPN_POSTGRESQL: &[u8] = b"postgresql";
 
 /// A plain or TLS connection to the server.
 pub(crate) enum Transport {
@@ -32,11 +35,13 @@ pub(crate) struct Opened {
 /// Connects and negotiates TLS as `opts.sslmode()` says.
 pub(crate) async fn open(opts: &ConnectOptions) -> Result<Opened, Kind> {
     // Build the TLS setup first, so a bad sslrootcert fails before any network traffic.
+    let root_cert = opts.root_cert_path();
+    let params = tls_params(opts, &root_cert);
     let tls = match opts.sslmode() {
         SslMode::Disable => None,
         _ => Some((
-            tls::client_config(opts).map_err(Kind::Tls)?,
-            tls::server_name(opts).map_err(Kind::Tls)?,
+            tls::client_config(&params).map_err(Kind::Tls)?,
+            tls::server_name(&params).map_err(Kind::Tls)?,
         )),
     };
     let mut tcp = connect_tcp(opts.host(), opts.port()).await?;
@@ -59,7 +64,7 @@ pub(crate) async fn open(opts: &ConnectOptions) -> Result<Opened, Kind> {
             let stream = TlsConnector::from(config)
                 .connect(name, tcp)
                 .await
-                .map_err(|e| tls_error(e, opts))?;
+                .map_err(|e| tls_error(e, &params))?;
             Transport::Tls(Box::new(stream))
         }
         b'N' if opts.sslmode() == SslMode::Prefer => Transport::Plain(tcp),
@@ -108,12 +113,22 @@ async fn connect_tcp(host: &str, port: u16) -> Result<TcpStream, Kind> {
     })
 }
 
-fn tls_error(err: io::Error, opts: &ConnectOptions) -> Kind {
+/// The TLS settings of `opts`, with PostgreSQL's ALPN name.
+fn tls_params<'a>(opts: &'a ConnectOptions, root_cert: &'a std::path::Path) -> TlsParams<'a> {
+    TlsParams {
+        sslmode: opts.sslmode(),
+        host: opts.host(),
+        root_cert: Some(root_cert),
+        alpn: &[ALPN_POSTGRESQL],
+    }
+}
+
+fn tls_error(err: io::Error, params: &TlsParams<'_>) -> Kind {
     let rustls_error = err
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>());
     match rustls_error {
-        Some(e) => Kind::Tls(tls::describe_error(e, opts)),
+        Some(e) => Kind::Tls(tls::describe_error(e, params)),
         None if err.kind() == io::ErrorKind::UnexpectedEof => Kind::Closed,
         None => Kind::Io(err),
     }

@@ -1,6 +1,9 @@
-//! TLS for the PostgreSQL connection: a rustls client configuration per `sslmode`,
-//! with the certificate verifiers libpq's modes need, and errors that name the fix.
+//! TLS for the database connections: `sslmode` with libpq's five choices, a rustls
+//! client configuration per mode with the certificate verifiers those modes need, and
+//! handshake errors explained in terms of `sslmode` and `sslrootcert`. PostgreSQL and
+//! MySQL/MariaDB share it; each says which ALPN protocol (if any) it offers.
 
+use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -14,19 +17,74 @@ use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 
-use super::options::{ConnectOptions, SslMode};
+/// How much TLS to insist on, as libpq's `sslmode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SslMode {
+    /// Plain TCP only.
+    Disable,
+    /// TLS when the server offers it, without verifying the certificate; plain otherwise.
+    #[default]
+    Prefer,
+    /// TLS, without verifying the certificate.
+    Require,
+    /// TLS, with the certificate chain verified against `sslrootcert` but no host name check.
+    VerifyCa,
+    /// TLS, with the chain verified and the certificate matching the host.
+    VerifyFull,
+}
 
-/// The ALPN protocol name PostgreSQL 17+ expects; older servers ignore it.
-const ALPN_POSTGRESQL: &[u8] = b"postgresql";
+impl SslMode {
+    /// Parses an `sslmode` URL parameter value.
+    pub fn parse(value: &str) -> Option<SslMode> {
+        Some(match value {
+            "disable" => SslMode::Disable,
+            "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            _ => return None,
+        })
+    }
 
-/// The client configuration for `opts.sslmode()`; `Err` is the one-line cause and fix.
-pub(crate) fn client_config(opts: &ConnectOptions) -> Result<Arc<ClientConfig>, String> {
+    /// Whether the server certificate is checked against `sslrootcert`.
+    pub fn verifies(self) -> bool {
+        matches!(self, SslMode::VerifyCa | SslMode::VerifyFull)
+    }
+}
+
+impl fmt::Display for SslMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        })
+    }
+}
+
+/// What a TLS setup depends on: the mode, the host to verify, the CA file and the ALPN.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TlsParams<'a> {
+    /// The TLS mode.
+    pub(crate) sslmode: SslMode,
+    /// The host name or address from the URL (only verify-full checks the certificate against it).
+    pub(crate) host: &'a str,
+    /// The CA file for the verify modes; `None` when the URL named none and there is no default.
+    pub(crate) root_cert: Option<&'a Path>,
+    /// The ALPN protocols to offer, such as PostgreSQL's `postgresql`; empty for none.
+    pub(crate) alpn: &'a [&'a [u8]],
+}
+
+/// The client configuration for `p.sslmode`; `Err` is the one-line cause and fix.
+pub(crate) fn client_config(p: &TlsParams<'_>) -> Result<Arc<ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let algs = provider.signature_verification_algorithms;
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("cannot set up TLS: {e} (report this as a logship bug)"))?;
-    let mut config = match opts.sslmode() {
+    let mut config = match p.sslmode {
         SslMode::Disable | SslMode::Prefer | SslMode::Require => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(ChainVerifier { roots: None, algs }))
@@ -34,59 +92,67 @@ pub(crate) fn client_config(opts: &ConnectOptions) -> Result<Arc<ClientConfig>, 
         SslMode::VerifyCa => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(ChainVerifier {
-                roots: Some(load_roots(&opts.root_cert_path())?),
+                roots: Some(load_roots(p)?),
                 algs,
             }))
             .with_no_client_auth(),
         SslMode::VerifyFull => builder
-            .with_root_certificates(load_roots(&opts.root_cert_path())?)
+            .with_root_certificates(load_roots(p)?)
             .with_no_client_auth(),
     };
-    config.alpn_protocols = vec![ALPN_POSTGRESQL.to_vec()];
+    config.alpn_protocols = p.alpn.iter().map(|proto| proto.to_vec()).collect();
     Ok(Arc::new(config))
 }
 
 /// The name to verify the certificate against; only verify-full looks at it.
-pub(crate) fn server_name(opts: &ConnectOptions) -> Result<ServerName<'static>, String> {
-    match ServerName::try_from(opts.host().to_string()) {
+pub(crate) fn server_name(p: &TlsParams<'_>) -> Result<ServerName<'static>, String> {
+    match ServerName::try_from(p.host.to_string()) {
         Ok(name) => Ok(name),
-        Err(_) if opts.sslmode() != SslMode::VerifyFull => {
+        Err(_) if p.sslmode != SslMode::VerifyFull => {
             Ok(ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()))
         }
         Err(e) => Err(format!(
             "host \"{}\" is not a valid TLS server name: {e} (use a DNS name or IP address, or sslmode=verify-ca)",
-            opts.host()
+            p.host
         )),
     }
 }
 
 /// Explains a failed handshake in terms of sslmode and sslrootcert.
-pub(crate) fn describe_error(err: &rustls::Error, opts: &ConnectOptions) -> String {
-    let root = opts.root_cert_path();
+pub(crate) fn describe_error(err: &rustls::Error, p: &TlsParams<'_>) -> String {
+    let root = p
+        .root_cert
+        .map_or_else(|| "(none)".into(), |path| path.display().to_string());
     match err {
         rustls::Error::InvalidCertificate(
             CertificateError::UnknownIssuer | CertificateError::BadSignature,
         ) => format!(
             "the server certificate is not signed by a CA in sslrootcert {} \
              (set sslrootcert to the CA that signed the server certificate, or use sslmode=require to skip verification)",
-            root.display()
+            root
         ),
         rustls::Error::InvalidCertificate(
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
         ) => format!(
             "the server certificate is not valid for host \"{}\" \
              (connect with a host name the certificate lists, or use sslmode=verify-ca to skip the host name check)",
-            opts.host()
+            p.host
         ),
         other => format!(
             "TLS handshake failed: {other} (check sslmode={} and sslrootcert {} against the server's certificate)",
-            opts.sslmode(),
-            root.display()
+            p.sslmode, root
         ),
     }
 }
 
-fn load_roots(path: &Path) -> Result<RootCertStore, String> {
+fn load_roots(p: &TlsParams<'_>) -> Result<RootCertStore, String> {
+    let Some(path) = p.root_cert else {
+        return Err(format!(
+            "sslmode={} needs a CA certificate to verify the server with \
+             (set sslrootcert=PATH in the source URL, or use sslmode=require)",
+            p.sslmode
+        ));
+    };
     let unreadable = |reason: String| {
         format!(
             "cannot read sslrootcert {}: {reason} (set sslrootcert in the source URL to the CA certificate file, or use sslmode=require)",

@@ -1,0 +1,6 @@
+//! MySQL and MariaDB: the agent side of a binlog source.
+//!
+//! - [`conn`]: the replication connection: login (with TLS), the server checks a
+//!   binlog archiver needs, and the binlog dump stream with semi-sync acknowledgements.
+
+pub mod conn;
