@@ -146,13 +146,13 @@ mod tests {
 
     #[tokio::test]
     async fn an_identity_from_a_newer_logship_asks_for_an_upgrade() {
-        let stored = object::encode(b"kind=mysql\nserver_uuid=x\n", Codec::None);
+        let stored = object::encode(b"kind=oracle\nsid=x\n", Codec::None);
         let (err, url) = refusal(stored).await;
         assert_eq!(
             err,
             format!(
                 "in store {url}: object main/identity was written by a newer logship: \
-                 identity has unknown kind \"mysql\" (upgrade logship)"
+                 identity has unknown kind \"oracle\" (upgrade logship)"
             )
         );
 

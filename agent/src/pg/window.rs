@@ -160,6 +160,11 @@ pub enum WindowError {
         "store {store} holds no archive for source {source_name:?} (check --source and the store URL)"
     )]
     NoArchive { store: String, source_name: String },
+    #[error("source {source_name:?} is a {kind} archive, not a PostgreSQL one")]
+    NotPostgres {
+        source_name: String,
+        kind: &'static str,
+    },
     /// A history file or backup meta that cannot be used, with the fix for that object.
     #[error("{}", .read.with_fix(.fix))]
     Damaged { read: ReadError, fix: &'static str },
@@ -224,7 +229,13 @@ pub async fn load_source(
     let SourceIdentity::Postgres {
         system_id,
         wal_seg_size: seg,
-    } = identity;
+    } = identity
+    else {
+        return Err(WindowError::NotPostgres {
+            source_name: source.to_string(),
+            kind: identity.kind(),
+        });
+    };
     let catalog = WalCatalog::load(store, source, seg).await?;
     let coverage = Coverage::from_catalog(&catalog, seg);
     let histories = load_histories(store, source, seg, &catalog).await?;

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use crate::mysql::gtid::Uuid;
 use crate::pg::WalSegSize;
 
 /// The server behind a source, as recorded by the first write to its archive.
@@ -14,6 +15,19 @@ pub enum SourceIdentity {
         system_id: u64,
         /// The cluster's WAL segment size, needed to read its WAL file names.
         wal_seg_size: WalSegSize,
+    },
+    /// A MariaDB replication stream, identified by its GTID domain. A promoted replica of
+    /// the same domain continues it; `server_id` is the first server's.
+    Mariadb {
+        /// `@@gtid_domain_id` of the server's transactions.
+        domain_id: u32,
+        /// `@@server_id` of the first server archived.
+        server_id: u32,
+    },
+    /// A MySQL server, identified by its `server_uuid`.
+    Mysql {
+        /// `@@server_uuid`.
+        server_uuid: Uuid,
     },
 }
 
@@ -62,6 +76,14 @@ pub enum IdentityError {
         /// The rejected value.
         value: String,
     },
+    /// A value that is not a UUID.
+    #[error("identity key \"{key}\" has value \"{value}\", not a UUID")]
+    NotAUuid {
+        /// The key.
+        key: &'static str,
+        /// The rejected value.
+        value: String,
+    },
     /// A segment size PostgreSQL would not use.
     #[error(
         "identity key \"wal_segment_size\" has value {bytes}, not a power of two from 1 MiB to 1 GiB"
@@ -87,12 +109,19 @@ const KIND: &str = "kind";
 const POSTGRES: &str = "postgres";
 const SYSTEM_ID: &str = "system_identifier";
 const WAL_SEG_SIZE: &str = "wal_segment_size";
+const MARIADB: &str = "mariadb";
+const DOMAIN_ID: &str = "gtid_domain_id";
+const SERVER_ID: &str = "server_id";
+const MYSQL: &str = "mysql";
+const SERVER_UUID: &str = "server_uuid";
 
 impl SourceIdentity {
-    /// The kind of server: `postgres`.
+    /// The kind of server: `postgres`, `mariadb` or `mysql`.
     pub fn kind(&self) -> &'static str {
         match self {
             SourceIdentity::Postgres { .. } => POSTGRES,
+            SourceIdentity::Mariadb { .. } => MARIADB,
+            SourceIdentity::Mysql { .. } => MYSQL,
         }
     }
 
@@ -107,6 +136,14 @@ impl SourceIdentity {
                 wal_seg_size.bytes()
             )
             .into_bytes(),
+            SourceIdentity::Mariadb {
+                domain_id,
+                server_id,
+            } => format!("{KIND}={MARIADB}\n{DOMAIN_ID}={domain_id}\n{SERVER_ID}={server_id}\n")
+                .into_bytes(),
+            SourceIdentity::Mysql { server_uuid } => {
+                format!("{KIND}={MYSQL}\n{SERVER_UUID}={server_uuid}\n").into_bytes()
+            }
         }
     }
 
@@ -121,6 +158,19 @@ impl SourceIdentity {
                 wal_seg_size: WalSegSize::new(fields.number(WAL_SEG_SIZE)?)
                     .map_err(|err| IdentityError::SegSize { bytes: err.bytes })?,
             },
+            MARIADB => SourceIdentity::Mariadb {
+                domain_id: fields.number(DOMAIN_ID)?,
+                server_id: fields.number(SERVER_ID)?,
+            },
+            MYSQL => {
+                let value = fields.take(SERVER_UUID)?;
+                SourceIdentity::Mysql {
+                    server_uuid: value.parse().map_err(|_| IdentityError::NotAUuid {
+                        key: SERVER_UUID,
+                        value: value.to_owned(),
+                    })?,
+                }
+            }
             other => {
                 return Err(IdentityError::UnknownKind {
                     kind: other.to_owned(),
@@ -136,6 +186,10 @@ impl fmt::Display for SourceIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SourceIdentity::Postgres { system_id, .. } => write!(f, "postgres system {system_id}"),
+            SourceIdentity::Mariadb { domain_id, .. } => {
+                write!(f, "mariadb gtid domain {domain_id}")
+            }
+            SourceIdentity::Mysql { server_uuid } => write!(f, "mysql server {server_uuid}"),
         }
     }
 }
@@ -171,7 +225,7 @@ impl<'a> Fields<'a> {
         Ok(self.0.remove(index).1)
     }
 
-    fn number(&mut self, key: &'static str) -> Result<u64, IdentityError> {
+    fn number<T: std::str::FromStr>(&mut self, key: &'static str) -> Result<T, IdentityError> {
         let value = self.take(key)?;
         // `u64::from_str` accepts a leading '+'; the stored form never has one.
         value
@@ -218,6 +272,29 @@ mod tests {
     }
 
     #[test]
+    fn mysql_and_mariadb_identities_round_trip() {
+        let mariadb = SourceIdentity::Mariadb {
+            domain_id: 7,
+            server_id: 42,
+        };
+        assert_eq!(
+            mariadb.encode(),
+            b"kind=mariadb\ngtid_domain_id=7\nserver_id=42\n"
+        );
+        assert_eq!(SourceIdentity::parse(&mariadb.encode()), Ok(mariadb));
+        assert_eq!(mariadb.to_string(), "mariadb gtid domain 7");
+        let mysql = SourceIdentity::Mysql {
+            server_uuid: "3e11fa47-71ca-11e1-9e33-c80aa9429562".parse().unwrap(),
+        };
+        assert_eq!(
+            mysql.encode(),
+            b"kind=mysql\nserver_uuid=3e11fa47-71ca-11e1-9e33-c80aa9429562\n"
+        );
+        assert_eq!(SourceIdentity::parse(&mysql.encode()), Ok(mysql));
+        assert_eq!(mysql.kind(), "mysql");
+    }
+
+    #[test]
     fn parses_in_any_order() {
         assert_eq!(SourceIdentity::parse(SAMPLE), Ok(sample()));
         let shuffled =
@@ -241,9 +318,27 @@ mod tests {
         );
         assert_eq!(parse(""), IdentityError::MissingKey { key: "kind" });
         assert_eq!(
-            parse("kind=mysql\nserver_uuid=x\n"),
+            parse("kind=oracle\nsid=x\n"),
             IdentityError::UnknownKind {
-                kind: "mysql".into()
+                kind: "oracle".into()
+            }
+        );
+        assert_eq!(
+            parse("kind=mysql\nserver_uuid=x\n"),
+            IdentityError::NotAUuid {
+                key: "server_uuid",
+                value: "x".into()
+            }
+        );
+        assert_eq!(
+            parse("kind=mariadb\ngtid_domain_id=0\n"),
+            IdentityError::MissingKey { key: "server_id" }
+        );
+        assert_eq!(
+            parse("kind=mariadb\ngtid_domain_id=4294967296\nserver_id=1\n"),
+            IdentityError::NotANumber {
+                key: "gtid_domain_id",
+                value: "4294967296".into()
             }
         );
         assert_eq!(
@@ -293,8 +388,8 @@ mod tests {
             ),
             (parse(""), "identity lacks key \"kind\"", false),
             (
-                parse("kind=mysql\n"),
-                "identity has unknown kind \"mysql\"",
+                parse("kind=oracle\n"),
+                "identity has unknown kind \"oracle\"",
                 true,
             ),
             (

@@ -86,7 +86,8 @@ pub enum KeyError {
     /// A key that matches none of the layouts.
     #[error(
         "unrecognized archive key \"{key}\": expected <source>/identity, \
-         <source>/timelines/<TLI>.history, <source>/wal/<TLI>/<segment>[.partial.<start>-<end>] \
+         <source>/timelines/<TLI>.history, <source>/wal/<TLI>/<segment>[.partial.<start>-<end>], \
+         <source>/binlog/<server>/<file>[.partial.<start>-<end>|.index.<start>-<end>] \
          or <source>/backups/<id>/(tar/<tablespace>/<chunk>|backup_manifest|meta) \
          with upper-case hex (is another program writing under this prefix?)"
     )]

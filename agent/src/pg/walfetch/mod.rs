@@ -301,6 +301,9 @@ async fn source_segment_size(
     .await?;
     match identity {
         Some(SourceIdentity::Postgres { wal_seg_size, .. }) => Ok(wal_seg_size),
+        Some(_) => Err(FetchError::NotPostgres {
+            source_name: source.to_string(),
+        }),
         None => Err(FetchError::NoArchive {
             store: store.url().to_owned(),
             source_name: source.to_string(),
