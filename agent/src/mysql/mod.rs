@@ -2,5 +2,7 @@
 //!
 //! - [`conn`]: the replication connection: login (with TLS), the server checks a
 //!   binlog archiver needs, and the binlog dump stream with semi-sync acknowledgements.
+//! - [`catalog`]: what the store holds for a source, by server and binlog file.
 
+pub mod catalog;
 pub mod conn;

@@ -41,6 +41,7 @@ pub mod dump;
 pub mod event;
 pub mod gtid;
 pub mod handshake;
+pub mod index;
 pub mod key;
 pub mod lenenc;
 pub mod packet;

@@ -1,0 +1,127 @@
+//! What the store holds for one MySQL/MariaDB source: per server and binlog file, the
+//! complete object, the pieces of a file in progress and their transaction indexes.
+//!
+//! Built from one listing of the source's `binlog/` prefix. The archiver reads it to
+//! find where to resume; `binlog-fetch` and `list` read it to find what is archived.
+
+use std::collections::BTreeMap;
+
+use logship_protocol::archive::key::SourceName;
+use logship_protocol::archive::pieces::{self, PieceRange};
+use logship_protocol::mysql::BinlogFileName;
+use logship_protocol::mysql::key::{self as binlog_key, BinlogKey, ServerNo};
+
+use crate::store::{Store, StoreError};
+
+/// The objects stored for one binlog file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileObjects {
+    /// Whether the complete file is stored.
+    pub complete: bool,
+    /// Pieces of the file while it was in progress.
+    pub pieces: Vec<PieceRange>,
+    /// Ranges that have a transaction index.
+    pub indexes: Vec<PieceRange>,
+}
+
+impl FileObjects {
+    /// The pieces that rebuild the file's durable prefix, from offset 0 (empty when complete).
+    pub fn chain(&self) -> Vec<PieceRange> {
+        if self.complete {
+            Vec::new()
+        } else {
+            pieces::chain(&self.pieces)
+        }
+    }
+
+    /// How many bytes of the file are durable, from offset 0. A complete file's length is
+    /// the end of its whole-file index, written with it.
+    pub fn durable_len(&self) -> u32 {
+        if self.complete {
+            self.indexes
+                .iter()
+                .filter(|r| r.start() == 0)
+                .map(|r| r.end())
+                .max()
+                .unwrap_or(0)
+        } else {
+            self.chain().last().map_or(0, |p| p.end())
+        }
+    }
+}
+
+/// Everything archived for a source's binlog, by server and file.
+#[derive(Debug, Clone, Default)]
+pub struct BinlogCatalog {
+    servers: BTreeMap<ServerNo, BTreeMap<FileOrder, (BinlogFileName, FileObjects)>>,
+}
+
+/// Files of one server sort by their number (the base name is the server's own).
+type FileOrder = (String, u32);
+
+fn order(file: &BinlogFileName) -> FileOrder {
+    (file.base().to_owned(), file.index())
+}
+
+impl BinlogCatalog {
+    /// Lists the store and sorts every binlog object of `source`. Keys that don't parse
+    /// are skipped with a warning: they aren't ours to judge here.
+    pub async fn load(store: &dyn Store, source: &SourceName) -> Result<BinlogCatalog, StoreError> {
+        let mut catalog = BinlogCatalog::default();
+        for object in store.list(&binlog_key::binlog_root_prefix(source)).await? {
+            match BinlogKey::parse(&object.key) {
+                Ok((_, key)) => {
+                    let objects = catalog.file_mut(key.server(), key.file());
+                    match key {
+                        BinlogKey::File { .. } => objects.complete = true,
+                        BinlogKey::Piece { range, .. } => objects.pieces.push(range),
+                        BinlogKey::Index { range, .. } => objects.indexes.push(range),
+                    }
+                }
+                Err(err) => tracing::warn!(key = %object.key, %err, "ignoring unexpected object"),
+            }
+        }
+        Ok(catalog)
+    }
+
+    fn file_mut(&mut self, server: ServerNo, file: &BinlogFileName) -> &mut FileObjects {
+        &mut self
+            .servers
+            .entry(server)
+            .or_default()
+            .entry(order(file))
+            .or_insert_with(|| (file.clone(), FileObjects::default()))
+            .1
+    }
+
+    /// Servers that hold binlog, oldest first.
+    pub fn servers(&self) -> impl Iterator<Item = ServerNo> + '_ {
+        self.servers.keys().copied()
+    }
+
+    /// The files archived from `server`, in order.
+    pub fn files(
+        &self,
+        server: ServerNo,
+    ) -> impl Iterator<Item = (&BinlogFileName, &FileObjects)> + '_ {
+        self.servers
+            .get(&server)
+            .into_iter()
+            .flat_map(|files| files.values().map(|(name, objects)| (name, objects)))
+    }
+
+    /// The objects of one file, if any.
+    pub fn file(&self, server: ServerNo, file: &BinlogFileName) -> Option<&FileObjects> {
+        self.servers
+            .get(&server)?
+            .get(&order(file))
+            .map(|(_, objects)| objects)
+    }
+
+    /// The newest file of the newest server, or `None` for an empty archive.
+    pub fn newest(&self) -> Option<(ServerNo, &BinlogFileName, &FileObjects)> {
+        let (&server, files) = self.servers.iter().next_back()?;
+        let (name, objects) = files.values().next_back()?;
+        Some((server, name, objects))
+    }
+}
