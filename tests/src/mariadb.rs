@@ -133,7 +133,44 @@ pub struct MariaDb {
     child: Mutex<Option<Child>>,
 }
 
+/// One `mariadb-install-db` at a time in this process: a dozen bootstraps at once on a
+/// small machine made one fail now and then.
+static INSTALL: Mutex<()> = Mutex::new(());
+
+/// How often a failed bootstrap is tried in all, each time in an empty datadir.
+const INSTALL_ATTEMPTS: usize = 3;
+
 impl MariaDb {
+    /// Runs `mariadb-install-db` into the datadir, again into an emptied one if it fails.
+    fn install_datadir(&self) {
+        let _one_at_a_time = INSTALL
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut failure = String::new();
+        for _ in 0..INSTALL_ATTEMPTS {
+            let _ = fs::remove_dir_all(self.datadir());
+            let mut install = Command::new(MariaDb::bin("mariadb-install-db"));
+            // --no-defaults keeps the machine's /etc/mysql out; it must come first.
+            install
+                .arg("--no-defaults")
+                .arg(format!("--datadir={}", self.datadir().display()))
+                .args(["--auth-root-authentication-method=normal", "--skip-test-db"]);
+            if is_root() {
+                install.arg("--user=mysql");
+            }
+            let out = install.output().expect("run mariadb-install-db");
+            if out.status.success() {
+                return;
+            }
+            failure = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout).trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        panic!("mariadb-install-db failed {INSTALL_ATTEMPTS} times; the last time: {failure}");
+    }
+
     /// Initializes a datadir with `mariadb-install-db` and starts a server set up as `options` says.
     pub fn start(options: MariaDbOptions) -> MariaDb {
         let dir = tempfile::Builder::new()
@@ -149,22 +186,7 @@ impl MariaDb {
             child: Mutex::new(None),
         };
 
-        let mut install = Command::new(MariaDb::bin("mariadb-install-db"));
-        // --no-defaults keeps the machine's /etc/mysql out; it must come first.
-        install
-            .arg("--no-defaults")
-            .arg(format!("--datadir={}", server.datadir().display()))
-            .args(["--auth-root-authentication-method=normal", "--skip-test-db"]);
-        if is_root() {
-            install.arg("--user=mysql");
-        }
-        let out = install.output().expect("run mariadb-install-db");
-        assert!(
-            out.status.success(),
-            "mariadb-install-db failed: {}{}",
-            String::from_utf8_lossy(&out.stdout).trim(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        server.install_datadir();
 
         let cnf = server.cnf_path();
         fs::write(&cnf, server.my_cnf()).unwrap_or_else(|e| panic!("write {}: {e}", cnf.display()));
