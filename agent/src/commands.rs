@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::RestoreArgs;
 use crate::config::{Config, Source};
 use crate::metrics::{self, SourceMetrics};
+use crate::mysql::source::MysqlSource;
 use crate::pg::backup::{self, BackupSchedule, BackupSettings};
 use crate::pg::localpg::{LocalPostgres, shell_quote};
 use crate::pg::restore;
@@ -55,10 +56,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 schedules.spawn(schedule.run(shutdown.clone()));
                 let pg = PostgresSource::new(source.clone(), store.clone(), source_metrics)?;
                 let token = shutdown.clone();
-                sources.spawn(async move { (name, pg.run(token).await) });
+                sources.spawn(async move { (name, pg.run(token).await.map_err(Into::into)) });
             }
-            Source::Mysql(_) => {
-                bail!("source {name:?}: mysql sources are not supported by this version yet")
+            Source::Mysql(source) => {
+                let mysql = MysqlSource::new(source.clone(), store.clone(), source_metrics);
+                let token = shutdown.clone();
+                sources.spawn(async move { (name, mysql.run(token).await.map_err(Into::into)) });
             }
         }
     }
@@ -87,9 +90,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     outcome
 }
 
-async fn wait_all(
-    sources: &mut JoinSet<(SourceName, Result<(), crate::pg::source::SourceError>)>,
-) -> anyhow::Result<()> {
+/// What a source task ends with.
+type SourceOutcome = (SourceName, anyhow::Result<()>);
+
+async fn wait_all(sources: &mut JoinSet<SourceOutcome>) -> anyhow::Result<()> {
     let mut result = Ok(());
     while let Some(joined) = sources.join_next().await {
         if let Err(err) = source_result(joined) {
@@ -99,12 +103,7 @@ async fn wait_all(
     result
 }
 
-fn source_result(
-    joined: Result<
-        (SourceName, Result<(), crate::pg::source::SourceError>),
-        tokio::task::JoinError,
-    >,
-) -> anyhow::Result<()> {
+fn source_result(joined: Result<SourceOutcome, tokio::task::JoinError>) -> anyhow::Result<()> {
     match joined {
         Ok((_, Ok(()))) => Ok(()),
         Ok((name, Err(err))) => Err(anyhow!("source {name}: {err}")),

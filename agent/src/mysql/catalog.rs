@@ -34,19 +34,17 @@ impl FileObjects {
         }
     }
 
-    /// How many bytes of the file are durable, from offset 0. A complete file's length is
-    /// the end of its whole-file index, written with it.
-    pub fn durable_len(&self) -> u32 {
-        if self.complete {
-            self.indexes
-                .iter()
-                .filter(|r| r.start() == 0)
-                .map(|r| r.end())
-                .max()
-                .unwrap_or(0)
-        } else {
-            self.chain().last().map_or(0, |p| p.end())
+    /// The length of a complete file: the end of its whole-file index, written with it.
+    /// `None` when the file is not complete, or its index did not make it to the store.
+    pub fn complete_len(&self) -> Option<u32> {
+        if !self.complete {
+            return None;
         }
+        self.indexes
+            .iter()
+            .filter(|r| r.start() == 0)
+            .map(|r| r.end())
+            .max()
     }
 }
 

@@ -4,5 +4,7 @@
 //!   binlog archiver needs, and the binlog dump stream with semi-sync acknowledgements.
 //! - [`catalog`]: what the store holds for a source, by server and binlog file.
 
+pub mod archiver;
 pub mod catalog;
 pub mod conn;
+pub mod source;

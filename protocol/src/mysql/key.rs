@@ -182,7 +182,7 @@ pub fn server_prefix(source: &SourceName, server: ServerNo) -> String {
     format!("{source}/{BINLOG}/{server}/")
 }
 
-/// Every object of one file on one server: the complete file, pieces and indexes.
+/// The pieces and indexes of one file on one server (not the complete file itself).
 pub fn file_prefix(source: &SourceName, server: ServerNo, file: &BinlogFileName) -> String {
     format!("{}{file}.", server_prefix(source, server))
 }
