@@ -34,6 +34,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "URL")]
     pub postgres: Option<String>,
 
+    /// A MySQL or MariaDB source given inline (named "default"), instead of a config file.
+    #[arg(long, global = true, value_name = "URL", conflicts_with = "postgres")]
+    pub mysql: Option<String>,
+
     /// The store URL: file:///path or s3://bucket/prefix (default: file://./logship-data).
     #[arg(long, global = true, value_name = "URL")]
     pub store: Option<String>,
@@ -178,7 +182,7 @@ impl Cli {
         Overrides {
             config_file: self.config.clone(),
             postgres: self.postgres.clone(),
-            mysql: None,
+            mysql: self.mysql.clone(),
             store: self.store.clone(),
         }
     }
