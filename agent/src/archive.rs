@@ -7,6 +7,8 @@
 
 use std::fmt::Display;
 use std::future::Future;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,6 +21,33 @@ const ATTEMPTS: u32 = 4;
 
 /// The pause before the first retry; it quadruples with each one.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
+/// What a fetch command (`wal-fetch`, `binlog-fetch`) found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fetched {
+    /// The file was written to DEST.
+    Found,
+    /// The archive was read, and it does not hold the file.
+    NotInArchive,
+}
+
+/// Writes `dest` through a temp file, an fsync and a rename, so that a reader never sees
+/// half a file.
+pub fn write_atomically(dest: &Path, content: &[u8]) -> std::io::Result<()> {
+    let mut temp = dest.as_os_str().to_owned();
+    temp.push(".logship-tmp");
+    let temp = PathBuf::from(temp);
+    let written = std::fs::File::create(&temp)
+        .and_then(|mut file| {
+            file.write_all(content)?;
+            file.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&temp, dest));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written
+}
 
 /// Why an archived object could not be read.
 #[derive(Debug, thiserror::Error)]

@@ -84,6 +84,19 @@ pub enum Command {
         #[arg(long = "read-ahead-worker", hide = true)]
         read_ahead_worker: bool,
     },
+    /// Write archived binlog FILE, complete or in progress, byte for byte to DEST.
+    ///
+    /// Exit status: 0 when the file was found; 1 when the archive was read and
+    /// does not hold it; 255 for any other failure.
+    BinlogFetch {
+        /// The binlog file name, such as binlog.000042.
+        file: String,
+        /// Where to write it.
+        dest: PathBuf,
+        /// The source to read (may be left out when the store holds one).
+        #[arg(long)]
+        source: Option<String>,
+    },
     /// List the backups, the archived WAL with any gaps, and the restorable window.
     List {
         /// Only this source (default: every source).

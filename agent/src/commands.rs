@@ -158,6 +158,18 @@ pub async fn wal_fetch(
     Ok(walfetch::wal_fetch_prefetching(store, &source, file, dest, prefetch, &launcher).await?)
 }
 
+/// `logship binlog-fetch FILE DEST`.
+pub async fn binlog_fetch(
+    config: &Config,
+    source: Option<&str>,
+    file: &str,
+    dest: &Path,
+) -> anyhow::Result<Fetched> {
+    let store = store::open(&config.store).await?;
+    let source = pick_source(config, store.as_ref(), source).await?;
+    Ok(crate::mysql::fetch::binlog_fetch(store.as_ref(), &source, file, dest).await?)
+}
+
 /// `logship wal-fetch --read-ahead-worker`: fills the spool beside `dest`, then exits.
 pub async fn wal_fetch_worker(
     config: &Config,

@@ -9,9 +9,9 @@ use logship::config::{Config, one_line};
 use logship::pg::walfetch::Fetched;
 use logship::{commands, quickstart};
 
-/// Exit status of `wal-fetch` for anything but "not in the archive": above 125,
+/// Exit status of `wal-fetch` and `binlog-fetch` for anything but "not in the archive": above 125,
 /// so that PostgreSQL aborts recovery rather than ending it early.
-const WAL_FETCH_FAILURE: u8 = 255;
+const FETCH_FAILURE: u8 = 255;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -27,8 +27,11 @@ fn main() -> ExitCode {
     let config = match Config::load(&cli.overrides(), &env) {
         Ok(config) => config,
         Err(err) => {
-            let code = if matches!(cli.command, Command::WalFetch { .. }) {
-                WAL_FETCH_FAILURE
+            let code = if matches!(
+                cli.command,
+                Command::WalFetch { .. } | Command::BinlogFetch { .. }
+            ) {
+                FETCH_FAILURE
             } else {
                 1
             };
@@ -76,7 +79,17 @@ fn main() -> ExitCode {
             match fetched {
                 Ok(Fetched::Found) => ExitCode::SUCCESS,
                 Ok(Fetched::NotInArchive) => ExitCode::from(1),
-                Err(err) => fail(&err, WAL_FETCH_FAILURE),
+                Err(err) => fail(&err, FETCH_FAILURE),
+            }
+        }
+        Command::BinlogFetch { file, dest, source } => {
+            let fetched = on_worker(&runtime, async move {
+                commands::binlog_fetch(&config, source.as_deref(), &file, &dest).await
+            });
+            match fetched {
+                Ok(Fetched::Found) => ExitCode::SUCCESS,
+                Ok(Fetched::NotInArchive) => ExitCode::from(1),
+                Err(err) => fail(&err, FETCH_FAILURE),
             }
         }
         Command::List { source, json } => {

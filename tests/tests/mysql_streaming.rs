@@ -12,7 +12,7 @@ use logship_protocol::archive::key::SourceName;
 use logship_protocol::mysql::index;
 use logship_protocol::mysql::key::{BinlogKey, ServerNo};
 use logship_protocol::mysql::{BinlogFileName, BinlogPos, BinlogReader, TransactionTracker};
-use logship_tests::agent::Agent;
+use logship_tests::agent::{Agent, logship};
 use logship_tests::archive::TestStore;
 use logship_tests::mariadb::{MariaDb, MariaDbOptions, REPL_PRIVILEGES};
 use logship_tests::util::temp_dir;
@@ -126,6 +126,16 @@ fn committed_ends(name: &str, bytes: &[u8]) -> Vec<u64> {
         .collect()
 }
 
+/// Runs `logship binlog-fetch FILE DEST` and checks its exit status.
+fn binlog_fetch(store: &TestStore, file: &str, dest: &Path, status: i32) {
+    let dest = dest.to_str().unwrap();
+    let out = logship(
+        &["--store", &store.url(), "binlog-fetch", file, dest],
+        &store.env(),
+    );
+    assert_eq!(out.status.code(), Some(status), "{out:?}");
+}
+
 fn mariadb_binlog(path: &Path) -> String {
     let out = Command::new(MariaDb::bin("mariadb-binlog"))
         .arg(path)
@@ -179,7 +189,8 @@ async fn archived_binlogs_are_byte_identical_to_the_servers() {
     }
     db.exec("FLUSH BINARY LOGS").await;
 
-    let store = store.open().await;
+    let test_store = store;
+    let store = test_store.open().await;
     let closed = wait_closed_files_archived(&db, store.as_ref(), &agent).await;
     assert!(closed.len() >= 3, "{closed:?}");
     let mut transactions = 0;
@@ -205,13 +216,10 @@ async fn archived_binlogs_are_byte_identical_to_the_servers() {
     }
     assert!(transactions >= 94, "{transactions} transactions indexed");
 
-    // mariadb-binlog reads the archived copy exactly as it reads the server's file.
+    // binlog-fetch writes the archived copy, and mariadb-binlog reads it exactly as it
+    // reads the server's file.
     let copy = logs.path().join(&closed[0]);
-    std::fs::write(
-        &copy,
-        archived_file(store.as_ref(), &closed[0]).await.unwrap(),
-    )
-    .unwrap();
+    binlog_fetch(&test_store, &closed[0], &copy, 0);
     assert_eq!(
         mariadb_binlog(&copy),
         mariadb_binlog(&db.binlog_path(&closed[0]))
@@ -254,7 +262,8 @@ async fn the_file_in_progress_holds_the_last_commit_within_a_second() {
     let agent = start_agent(&db, &store, logs.path());
     db.exec("CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, v TEXT)")
         .await;
-    let store = store.open().await;
+    let test_store = store;
+    let store = test_store.open().await;
     let mut waits = Vec::new();
     for i in 0..30 {
         db.exec(&format!("INSERT INTO app.t VALUES ({i}, 'commit {i}')"))
@@ -281,6 +290,21 @@ async fn the_file_in_progress_holds_the_last_commit_within_a_second() {
         }
         waits.push(committed.elapsed());
     }
+    // binlog-fetch serves the file in progress, with the last commit in it.
+    let (file, end) = db.current_binlog().await;
+    let fetched = logs.path().join(&file);
+    binlog_fetch(&test_store, &file, &fetched, 0);
+    let fetched = std::fs::read(&fetched).unwrap();
+    assert_eq!(fetched.len() as u64, end);
+    assert_live_prefix_equal(&fetched, &db.binlog_file(&file)[..end as usize]);
+    binlog_fetch(
+        &test_store,
+        "binlog.999999",
+        &logs.path().join("missing"),
+        1,
+    );
+    assert!(!logs.path().join("missing").exists());
+
     waits.sort();
     let p99 = waits[waits.len() * 99 / 100];
     eprintln!(

@@ -2,9 +2,13 @@
 //!
 //! - [`conn`]: the replication connection: login (with TLS), the server checks a
 //!   binlog archiver needs, and the binlog dump stream with semi-sync acknowledgements.
+//! - [`source`]: drives a dump connection and feeds the archiver.
+//! - [`archiver`]: turns the binlog stream into objects and owns the durable position.
 //! - [`catalog`]: what the store holds for a source, by server and binlog file.
+//! - [`fetch`]: `binlog-fetch`, one archived binlog file back, byte for byte.
 
 pub mod archiver;
 pub mod catalog;
 pub mod conn;
+pub mod fetch;
 pub mod source;

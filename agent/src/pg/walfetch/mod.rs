@@ -10,8 +10,7 @@
 //! serve waits for the worker to spool it, or reads the store itself when the worker
 //! could not (a segment still in pieces, a damaged object: the request reports those).
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +21,8 @@ use logship_protocol::pg::key::WalKey;
 use logship_protocol::pg::segment::WalFileName;
 use logship_protocol::pg::{SegmentNo, TimelineId, WalSegSize};
 
-use crate::archive::{ReadError, Retry, read_object, retrying};
+pub use crate::archive::Fetched;
+use crate::archive::{ReadError, Retry, read_object, retrying, write_atomically};
 use crate::identity::{IdentityError, read_identity};
 use crate::store::{Store, StoreError};
 
@@ -44,15 +44,6 @@ const SPOOL_POLL: Duration = Duration::from_millis(5);
 
 /// How often a segment is read again when a piece was merged away meanwhile.
 const MERGE_ATTEMPTS: u32 = 4;
-
-/// What `wal-fetch` found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fetched {
-    /// The file was written to DEST.
-    Found,
-    /// The archive was read, and it does not hold the file.
-    NotInArchive,
-}
 
 /// Why a fetch failed (anything but "not in the archive").
 #[derive(Debug, thiserror::Error)]
@@ -329,7 +320,10 @@ async fn fetch_named(
     };
     match content {
         Some(bytes) => {
-            write_atomically(dest, &bytes)?;
+            write_atomically(dest, &bytes).map_err(|err| FetchError::Dest {
+                path: dest.display().to_string(),
+                reason: err.to_string(),
+            })?;
             Ok(Fetched::Found)
         }
         None => Ok(Fetched::NotInArchive),
@@ -422,26 +416,4 @@ pub async fn read_segment(
     }
     segment.resize(size, 0);
     Ok(Some(segment))
-}
-
-/// Writes `dest` through a temp file and a rename, so PostgreSQL never sees half a file.
-fn write_atomically(dest: &Path, content: &[u8]) -> Result<(), FetchError> {
-    let dest_err = |err: std::io::Error| FetchError::Dest {
-        path: dest.display().to_string(),
-        reason: err.to_string(),
-    };
-    let mut temp = dest.as_os_str().to_owned();
-    temp.push(".logship-tmp");
-    let temp = PathBuf::from(temp);
-    let written = std::fs::File::create(&temp)
-        .and_then(|mut file| {
-            file.write_all(content)?;
-            file.sync_all()
-        })
-        .and_then(|()| std::fs::rename(&temp, dest));
-    if let Err(err) = written {
-        let _ = std::fs::remove_file(&temp);
-        return Err(dest_err(err));
-    }
-    Ok(())
 }
