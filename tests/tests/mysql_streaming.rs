@@ -12,7 +12,7 @@ use logship_protocol::archive::key::SourceName;
 use logship_protocol::mysql::index;
 use logship_protocol::mysql::key::{BinlogKey, ServerNo};
 use logship_protocol::mysql::{BinlogFileName, BinlogPos, BinlogReader, TransactionTracker};
-use logship_tests::agent::{Agent, logship};
+use logship_tests::agent::{Agent, last_stderr_line, logship};
 use logship_tests::archive::TestStore;
 use logship_tests::mariadb::{MariaDb, MariaDbOptions, REPL_PRIVILEGES};
 use logship_tests::util::temp_dir;
@@ -364,4 +364,34 @@ async fn survives_kill_9_without_gap_or_duplicate() {
     }
     // The harness's CREATE USER and GRANT, two DDL statements and 100 inserts.
     assert_eq!(ends, 104);
+}
+
+fn run_once(db_url: &str, store: &TestStore) -> std::process::Output {
+    let mut env = store.env();
+    env.push((
+        "LOGSHIP_METRICS_LISTEN".into(),
+        format!("127.0.0.1:{}", logship_tests::util::free_port()),
+    ));
+    logship(&["--mysql", db_url, "--store", &store.url(), "run"], &env)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_fails_at_once_and_writes_nothing() {
+    let db = MariaDb::start(MariaDbOptions::default());
+    replication_user(&db).await;
+    let store = TestStore::file();
+    let out = run_once(&db.url("logship", Some("wrong")), &store);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        last_stderr_line(&out),
+        format!(
+            "error: source default: cannot connect to mysql at 127.0.0.1:{}: Access denied for user 'logship'@'localhost' (using password: YES) (check the password in the source URL or MYSQL_PWD)",
+            db.port()
+        )
+    );
+    let store = store.open().await;
+    assert!(
+        store.list("").await.unwrap().is_empty(),
+        "nothing is written"
+    );
 }
