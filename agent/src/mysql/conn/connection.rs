@@ -16,8 +16,9 @@ use super::error::{
     ER_PLUGIN_IS_NOT_LOADED, Kind, MysqlError,
 };
 use super::options::ConnectOptions;
-use super::transport::{self, Transport, Wire};
+use super::transport::{self, Wire};
 use crate::tls::SslMode;
+use crate::tls::Transport;
 
 /// How long connecting (resolve, TCP, TLS, login) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -8,7 +8,7 @@ use postgres_protocol::message::backend::{Header, Message};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::error::Kind;
-use super::transport::Transport;
+use crate::tls::Transport;
 
 /// CopyBothResponse, which `postgres_protocol` does not decode.
 const COPY_BOTH_RESPONSE_TAG: u8 = b'W';
