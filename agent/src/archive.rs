@@ -34,19 +34,57 @@ pub enum Fetched {
 /// Writes `dest` through a temp file, an fsync and a rename, so that a reader never sees
 /// half a file.
 pub fn write_atomically(dest: &Path, content: &[u8]) -> std::io::Result<()> {
-    let mut temp = dest.as_os_str().to_owned();
-    temp.push(".logship-tmp");
-    let temp = PathBuf::from(temp);
-    let written = std::fs::File::create(&temp)
-        .and_then(|mut file| {
-            file.write_all(content)?;
-            file.sync_all()
+    let mut file = AtomicFile::create(dest)?;
+    file.write(content)?;
+    file.commit()
+}
+
+/// A file written piece by piece that appears at its destination only when complete:
+/// it is written to a temp file beside it, fsynced and renamed by [`AtomicFile::commit`].
+/// Dropped before that, it leaves nothing behind.
+pub struct AtomicFile {
+    dest: PathBuf,
+    temp: PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl AtomicFile {
+    /// Starts writing `dest`.
+    pub fn create(dest: &Path) -> std::io::Result<AtomicFile> {
+        let mut temp = dest.as_os_str().to_owned();
+        temp.push(".logship-tmp");
+        let temp = PathBuf::from(temp);
+        let file = std::fs::File::create(&temp)?;
+        Ok(AtomicFile {
+            dest: dest.to_owned(),
+            temp,
+            file: Some(file),
         })
-        .and_then(|()| std::fs::rename(&temp, dest));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temp);
     }
-    written
+
+    /// Appends `bytes`.
+    pub fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self.file.as_mut() {
+            Some(file) => file.write_all(bytes),
+            None => Err(std::io::Error::other("the file is already committed")),
+        }
+    }
+
+    /// Makes the file durable and puts it in place.
+    pub fn commit(mut self) -> std::io::Result<()> {
+        if let Some(file) = self.file.take() {
+            file.sync_all()?;
+        }
+        std::fs::rename(&self.temp, &self.dest)
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.temp.exists() {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
 }
 
 /// Why an archived object could not be read.

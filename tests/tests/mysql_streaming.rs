@@ -6,11 +6,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use logship::archive::read_object;
-use logship::mysql::catalog::BinlogCatalog;
+use logship::mysql::catalog::{BinlogCatalog, FileObjects};
 use logship::store::Store;
 use logship_protocol::archive::key::SourceName;
+use logship_protocol::archive::pieces::PieceRange;
 use logship_protocol::mysql::index;
-use logship_protocol::mysql::key::{BinlogKey, ServerNo};
+use logship_protocol::mysql::key::{BinlogKey, SPAN_BYTES, ServerNo};
 use logship_protocol::mysql::{BinlogFileName, BinlogPos, BinlogReader, TransactionTracker};
 use logship_tests::agent::{Agent, last_stderr_line, logship};
 use logship_tests::archive::TestStore;
@@ -69,19 +70,32 @@ async fn archived_file(store: &dyn Store, name: &str) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
-/// The transactions the archive's whole-file index lists for a complete file.
-async fn archived_index(store: &dyn Store, name: &str, len: usize) -> Vec<index::IndexEntry> {
-    let key = BinlogKey::Index {
-        server: ServerNo::FIRST,
-        file: BinlogFileName::new(name).unwrap(),
-        range: logship_protocol::archive::pieces::PieceRange::new(0, len as u32).unwrap(),
+/// The transactions the archive's index lists for a complete file: its whole-file index,
+/// or the indexes of its pieces in order when it is stored as pieces.
+async fn archived_index(store: &dyn Store, name: &str) -> Vec<index::IndexEntry> {
+    let file = BinlogFileName::new(name).unwrap();
+    let catalog = BinlogCatalog::load(store, &source()).await.unwrap();
+    let objects = catalog.file(ServerNo::FIRST, &file).unwrap();
+    let len = objects.complete_len().expect("a complete file");
+    let ranges = match objects.chain() {
+        chain if chain.is_empty() => vec![PieceRange::new(0, len).unwrap()],
+        chain => chain,
+    };
+    let mut entries = Vec::new();
+    for range in ranges {
+        let key = BinlogKey::Index {
+            server: ServerNo::FIRST,
+            file: file.clone(),
+            range,
+        }
+        .format(&source());
+        let content = read_object(store, &key)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no index {key}"));
+        entries.extend(index::parse(&content).unwrap());
     }
-    .format(&source());
-    let content = read_object(store, &key)
-        .await
-        .unwrap()
-        .unwrap_or_else(|| panic!("no whole-file index {key}"));
-    index::parse(&content).unwrap()
+    entries
 }
 
 /// Waits until every file the server has closed is stored complete and equal to it.
@@ -97,7 +111,7 @@ async fn wait_closed_files_archived(db: &MariaDb, store: &dyn Store, agent: &Age
         let all_complete = closed.iter().all(|name| {
             catalog
                 .file(ServerNo::FIRST, &BinlogFileName::new(name).unwrap())
-                .is_some_and(|o| o.complete_len().is_some() && o.pieces.is_empty())
+                .is_some_and(|o| o.complete_len().is_some() && superseded_gone(o))
         });
         if all_complete {
             return closed;
@@ -108,6 +122,16 @@ async fn wait_closed_files_archived(db: &MariaDb, store: &dyn Store, agent: &Age
             agent.log()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Whether the objects a complete file's final form supersedes are deleted: every piece of
+/// a file stored whole; every piece off the final chain of a file stored as pieces.
+fn superseded_gone(objects: &FileObjects) -> bool {
+    if objects.complete {
+        objects.pieces.is_empty()
+    } else {
+        objects.pieces.len() == objects.chain().len()
     }
 }
 
@@ -194,8 +218,28 @@ async fn archived_binlogs_are_byte_identical_to_the_servers() {
     let closed = wait_closed_files_archived(&db, store.as_ref(), &agent).await;
     assert!(closed.len() >= 3, "{closed:?}");
     let mut transactions = 0;
+    let catalog = BinlogCatalog::load(store.as_ref(), &source())
+        .await
+        .unwrap();
+    let mut long_files = 0;
     for name in &closed {
         let server = db.binlog_file(name);
+        // A file longer than a span is stored as its pieces and an end marker, never whole.
+        let objects = catalog
+            .file(ServerNo::FIRST, &BinlogFileName::new(name).unwrap())
+            .unwrap();
+        if server.len() > SPAN_BYTES as usize {
+            long_files += 1;
+            assert!(!objects.complete, "{name} stored whole");
+            assert_eq!(objects.ends, vec![server.len() as u32], "{name}");
+            assert!(
+                objects.chain().iter().all(|p| p.len() <= SPAN_BYTES),
+                "{name}: {:?}",
+                objects.chain()
+            );
+        } else {
+            assert!(objects.complete && objects.ends.is_empty(), "{name}");
+        }
         let archived = archived_file(store.as_ref(), name).await.unwrap();
         assert!(
             archived == server,
@@ -204,7 +248,7 @@ async fn archived_binlogs_are_byte_identical_to_the_servers() {
             server.len()
         );
         // The index lists every committed transaction of the file, at its end offset.
-        let index = archived_index(store.as_ref(), name, server.len()).await;
+        let index = archived_index(store.as_ref(), name).await;
         let ends: Vec<u64> = index.iter().map(|e| u64::from(e.end)).collect();
         assert_eq!(ends, committed_ends(name, &server), "{name}");
         assert!(
@@ -215,15 +259,19 @@ async fn archived_binlogs_are_byte_identical_to_the_servers() {
         transactions += index.len();
     }
     assert!(transactions >= 94, "{transactions} transactions indexed");
+    assert_eq!(long_files, 1, "the file with the 17 MiB transaction");
 
-    // binlog-fetch writes the archived copy, and mariadb-binlog reads it exactly as it
-    // reads the server's file.
-    let copy = logs.path().join(&closed[0]);
-    binlog_fetch(&test_store, &closed[0], &copy, 0);
-    assert_eq!(
-        mariadb_binlog(&copy),
-        mariadb_binlog(&db.binlog_path(&closed[0]))
-    );
+    // binlog-fetch writes each archived copy, the long one too, and mariadb-binlog reads
+    // it exactly as it reads the server's file.
+    for name in &closed {
+        let copy = logs.path().join(name);
+        binlog_fetch(&test_store, name, &copy, 0);
+        assert!(
+            std::fs::read(&copy).unwrap() == db.binlog_file(name),
+            "{name}"
+        );
+        assert_eq!(mariadb_binlog(&copy), mariadb_binlog(&db.binlog_path(name)));
+    }
 }
 
 /// The FORMAT_DESCRIPTION's flags, at file offset 4 + 17.
@@ -326,13 +374,22 @@ async fn survives_kill_9_without_gap_or_duplicate() {
     let store = TestStore::file();
     let logs = temp_dir("mysql-kill");
     let mut agent = start_agent(&db, &store, logs.path());
-    db.exec("CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, v TEXT)")
+    db.exec("CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, v MEDIUMTEXT)")
         .await;
     let mut id = 0;
     for round in 0..5 {
         for _ in 0..20 {
             db.exec(&format!(
                 "INSERT INTO app.t VALUES ({id}, REPEAT('k', 2000))"
+            ))
+            .await;
+            id += 1;
+        }
+        // After the flush, the file in progress grows past a span while the agent is
+        // killed and restarted: it resumes within its second span.
+        if round >= 3 {
+            db.exec(&format!(
+                "INSERT INTO app.t VALUES ({id}, REPEAT('m', 5000000))"
             ))
             .await;
             id += 1;
@@ -354,7 +411,7 @@ async fn survives_kill_9_without_gap_or_duplicate() {
             archived_file(store.as_ref(), name).await.unwrap() == server,
             "{name} differs"
         );
-        let index = archived_index(store.as_ref(), name, server.len()).await;
+        let index = archived_index(store.as_ref(), name).await;
         assert_eq!(
             index.iter().map(|e| u64::from(e.end)).collect::<Vec<_>>(),
             committed_ends(name, &server),
@@ -362,8 +419,10 @@ async fn survives_kill_9_without_gap_or_duplicate() {
         );
         ends += index.len();
     }
-    // The harness's CREATE USER and GRANT, two DDL statements and 100 inserts.
-    assert_eq!(ends, 104);
+    // The harness's CREATE USER and GRANT, two DDL statements and 102 inserts.
+    assert_eq!(ends, 106);
+    let long = closed.last().unwrap();
+    assert!(db.binlog_file(long).len() > SPAN_BYTES as usize, "{long}");
 }
 
 fn run_once(db_url: &str, store: &TestStore) -> std::process::Output {

@@ -1,11 +1,14 @@
 //! Received binlog events → objects → store. The archiver owns the durable position.
 //!
-//! Events arrive in file order. The file in progress is held from offset 0 (the magic)
-//! and shipped as pieces on every [`BinlogArchiver::flush`], each with the transaction
-//! index of its range; when the server moves to the next file, the whole file becomes
-//! one object with one index, and they supersede the pieces. Events that exist only in
-//! the dump stream (the fake ROTATE, a re-sent FORMAT_DESCRIPTION, heartbeats) are
-//! never written, so the archived bytes are the server's file byte for byte.
+//! Events arrive in file order. The file in progress is shipped as pieces on every
+//! [`BinlogArchiver::flush`], each with the transaction index of its range. Pieces never
+//! cross a multiple of [`SPAN_BYTES`]: when a span fills, it becomes one piece and leaves
+//! memory, so the archiver holds at most one span of a file however long the file grows.
+//! When the server moves to the next file, a file that fits in one span becomes one object
+//! with one index, superseding its pieces; a longer one keeps its pieces and gains an end
+//! marker. Events that exist only in the dump stream (the fake ROTATE, a re-sent
+//! FORMAT_DESCRIPTION, heartbeats) are never written, so the archived bytes are the
+//! server's file byte for byte.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -13,9 +16,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use logship_protocol::archive::key::SourceName;
 use logship_protocol::archive::object::{self, Codec};
-use logship_protocol::archive::pieces::{PiecePlan, PieceRange, PieceStack};
+use logship_protocol::archive::pieces::{self, PiecePlan, PieceRange, PieceStack};
 use logship_protocol::mysql::index::{IndexEntry, encode_entry};
-use logship_protocol::mysql::key::{self as binlog_key, BinlogKey, ServerNo};
+use logship_protocol::mysql::key::{self as binlog_key, BinlogKey, SPAN_BYTES, ServerNo};
 use logship_protocol::mysql::{
     BINLOG_MAGIC, BinlogError, BinlogFileName, BinlogPos, EventData, EventDecoder,
     TransactionTracker, TrxGtid, TrxOutcome,
@@ -26,7 +29,7 @@ use crate::metrics::SourceMetrics;
 use crate::store::Store;
 
 /// Compressed bytes allowed in flight before `append` waits for uploads to finish.
-const MAX_IN_FLIGHT_BYTES: usize = 24 << 20;
+const MAX_IN_FLIGHT_BYTES: usize = 8 << 20;
 
 /// A position in a source's archive: which server, which file, how far into it.
 /// Files of one server are ordered by their number.
@@ -62,8 +65,8 @@ pub enum ArchiveError {
 /// Where a new archiver continues.
 #[derive(Debug, Clone)]
 pub enum ResumeFrom {
-    /// The archive holds `file` up to `durable` in pieces: stream it again from its start,
-    /// so that its bytes are whole in memory, and ship only what is new.
+    /// The archive holds `file` up to the end of `chain` in pieces: stream it again from
+    /// its start, keep its last span in memory, and ship only what is new.
     Pieces {
         server: ServerNo,
         file: BinlogFileName,
@@ -95,47 +98,84 @@ impl ResumeFrom {
 
 /// What an upload makes durable.
 enum UploadKind {
-    /// A complete file or its whole-file index.
-    File,
-    /// A piece of the file in progress.
+    /// A piece of the span in progress, which the span's stack records once durable.
     Piece {
         file: BinlogFileName,
         plan: PiecePlan,
     },
-    /// The index of a piece.
-    PieceIndex,
+    /// Anything else (a complete file, a full span, an end marker, an index): nothing
+    /// to record when it is durable.
+    Final,
 }
 
 /// Objects to delete once the archive is durable up to a position.
 struct Cleanup {
     after: ArchivePos,
     keys: Vec<String>,
-    /// Every piece and piece index of this file, when it is stored complete with this length.
-    file: Option<(BinlogFileName, u32)>,
+    /// Every object of this file that its complete form supersedes.
+    file: Option<Completed>,
 }
 
-/// The file in progress, from offset 0.
+/// A file stored complete, and how.
+struct Completed {
+    name: BinlogFileName,
+    len: u32,
+    /// As one object (else as its pieces and an end marker).
+    whole: bool,
+}
+
+/// The file in progress: how long it is so far, and its bytes from the start of the
+/// span in progress (earlier spans are durable and dropped).
 struct FileBuffer {
     name: BinlogFileName,
-    bytes: Vec<u8>,
-    /// Durable pieces of it.
+    /// The file's length so far.
+    len: u32,
+    /// Bytes `[stack.base(), len)` of the file.
+    tail: Vec<u8>,
+    /// Durable pieces of the span in progress.
     stack: PieceStack,
-    /// Transactions committed in it so far, in order.
+    /// Transactions committed in the span in progress so far, in order.
     index: Vec<IndexEntry>,
 }
 
 impl FileBuffer {
     fn new(name: BinlogFileName, stack: PieceStack) -> FileBuffer {
-        FileBuffer {
+        let mut buffer = FileBuffer {
             name,
-            bytes: BINLOG_MAGIC.to_vec(),
+            len: 0,
+            tail: Vec::new(),
             stack,
             index: Vec::new(),
-        }
+        };
+        buffer.push(&BINLOG_MAGIC);
+        buffer
     }
 
-    fn len(&self) -> u32 {
-        u32::try_from(self.bytes.len()).unwrap_or(u32::MAX)
+    fn base(&self) -> u32 {
+        self.stack.base()
+    }
+
+    /// Appends bytes at the end of the file, keeping those from the span in progress on.
+    fn push(&mut self, bytes: &[u8]) {
+        let skip = self.base().saturating_sub(self.len) as usize;
+        self.tail
+            .extend_from_slice(bytes.get(skip..).unwrap_or_default());
+        self.len = self.len.saturating_add(bytes.len() as u32);
+    }
+
+    /// The bytes of `range`, which lies within the span in progress.
+    fn bytes(&self, range: PieceRange) -> &[u8] {
+        let start = (range.start() - self.base()) as usize;
+        let end = (range.end() - self.base()) as usize;
+        self.tail.get(start..end).unwrap_or_default()
+    }
+
+    /// Leaves the span in progress once it is stored: the next one starts at `end`.
+    fn next_span(&mut self, end: u32) {
+        let consumed = (end - self.base()) as usize;
+        self.tail.drain(..consumed.min(self.tail.len()));
+        self.stack = PieceStack::starting_at(end, Vec::new());
+        self.index.retain(|entry| entry.end > end);
     }
 
     /// The index lines of the transactions that end within `range`.
@@ -184,7 +224,7 @@ impl BinlogArchiver {
                 chain,
             } => {
                 let end = chain.last().map_or(0, |p| p.end());
-                let buffer = FileBuffer::new(file.clone(), PieceStack::from_chain(chain.clone()));
+                let buffer = FileBuffer::new(file.clone(), span_in_progress(chain));
                 (*server, Some(buffer), pos(*server, file, end))
             }
             ResumeFrom::AfterFile { server, file, len } => {
@@ -217,10 +257,9 @@ impl BinlogArchiver {
     /// The end of what was received: where a new dump continues.
     pub fn received(&self) -> Option<BinlogPos> {
         match (&self.current, &self.completed) {
-            (Some(current), _) => Some(BinlogPos::new(
-                current.name.clone(),
-                current.bytes.len() as u64,
-            )),
+            (Some(current), _) => {
+                Some(BinlogPos::new(current.name.clone(), u64::from(current.len)))
+            }
             (None, Some((file, len))) => Some(BinlogPos::new(file.clone(), u64::from(*len))),
             (None, None) => None,
         }
@@ -233,7 +272,7 @@ impl BinlogArchiver {
 
     /// Takes one event of the dump stream, as received.
     pub async fn append(&mut self, raw: Bytes) -> Result<(), ArchiveError> {
-        let offset = self.current.as_ref().map_or(0, |c| c.bytes.len() as u64);
+        let offset = self.current.as_ref().map_or(0, |c| u64::from(c.len));
         let event = self.decoder.decode(raw, offset)?;
         if event.is_stream_only() {
             if let EventData::Rotate(rotate) = event.data() {
@@ -257,16 +296,24 @@ impl BinlogArchiver {
                 file: current.name.clone(),
             });
         }
-        current.bytes.extend_from_slice(event.raw());
+        current.push(event.raw());
         let end_pos = BinlogPos::new(current.name.clone(), end);
         if let Some(committed) = self.transactions.push(&event, &end_pos)
             && committed.outcome != TrxOutcome::XaPrepare
+            && end > u64::from(current.base())
         {
             current.index.push(IndexEntry {
                 end: u32::try_from(end).unwrap_or(u32::MAX),
                 commit_time: committed.commit_time,
                 gtid: gtid_text(&committed.gtid),
             });
+        }
+        while self
+            .current
+            .as_ref()
+            .is_some_and(|c| c.len.saturating_sub(c.base()) >= SPAN_BYTES)
+        {
+            self.seal_span().await;
         }
         if let EventData::Rotate(rotate) = event.data() {
             // The last event of a file the server closed: the next one follows.
@@ -314,7 +361,7 @@ impl BinlogArchiver {
         if self
             .current
             .as_ref()
-            .is_some_and(|c| c.bytes.len() > BINLOG_MAGIC.len())
+            .is_some_and(|c| c.len as usize > BINLOG_MAGIC.len())
         {
             self.complete_file().await;
         }
@@ -322,42 +369,101 @@ impl BinlogArchiver {
         Ok(())
     }
 
+    /// Stores the span in progress, which is full, as one piece, and moves to the next.
+    async fn seal_span(&mut self) {
+        let Some(current) = self.current.as_ref() else {
+            return;
+        };
+        let end = current.base() + SPAN_BYTES;
+        if let Some(plan) = current.stack.plan(end, true) {
+            self.upload_piece(&plan, UploadKind::Final);
+        }
+        if let Some(current) = self.current.as_mut() {
+            current.next_span(end);
+        }
+        self.wait_in_flight().await;
+    }
+
     async fn complete_file(&mut self) {
+        let Some(file) = self.current.as_ref() else {
+            return;
+        };
+        let (name, len, whole) = (file.name.clone(), file.len, file.base() == 0);
+        let tail = file.stack.plan(len, true);
+        let end = pos(self.server, &name, len);
+        if whole {
+            self.upload_whole_file();
+        } else {
+            if let Some(plan) = tail {
+                self.upload_piece(&plan, UploadKind::Final);
+            }
+            let key = BinlogKey::End {
+                server: self.server,
+                file: name,
+                len,
+            }
+            .format(&self.source);
+            self.uploads.start(
+                key,
+                object::encode(&[], Codec::None),
+                0,
+                end,
+                UploadKind::Final,
+            );
+        }
         let Some(file) = self.current.take() else {
             return;
         };
-        let len = file.len();
         self.completed = Some((file.name.clone(), len));
-        let range = PieceRange::new(0, len);
-        let end = pos(self.server, &file.name, len);
-        let index = range.map(|r| file.index_of(r)).unwrap_or_default();
-        let content = file.bytes;
-        let stored = tokio::task::block_in_place(|| object::encode(&content, Codec::Lz4));
+        self.cleanups.push_back(Cleanup {
+            after: end,
+            keys: Vec::new(),
+            file: Some(Completed {
+                name: file.name,
+                len,
+                whole,
+            }),
+        });
+        self.piece_in_flight = false;
+        self.wait_in_flight().await;
+    }
+
+    /// Uploads the file in progress, which fits in one span, as one object with its index.
+    fn upload_whole_file(&mut self) {
+        let Some(file) = self.current.as_ref() else {
+            return;
+        };
+        let Some(range) = PieceRange::new(0, file.len) else {
+            return;
+        };
+        let end = pos(self.server, &file.name, file.len);
+        let content = file.bytes(range);
+        let stored = tokio::task::block_in_place(|| object::encode(content, Codec::Lz4));
+        let index = file.index_of(range);
         let key = BinlogKey::File {
             server: self.server,
             file: file.name.clone(),
         }
         .format(&self.source);
-        self.uploads
-            .start(key, stored, content.len() as u64, end, UploadKind::File);
-        if let Some(range) = range {
-            let key = BinlogKey::Index {
-                server: self.server,
-                file: file.name.clone(),
-                range,
-            }
-            .format(&self.source);
-            let raw_len = index.len() as u64;
-            let stored = object::encode(&index, Codec::None);
-            self.uploads
-                .start(key, stored, raw_len, end, UploadKind::File);
+        let index_key = BinlogKey::Index {
+            server: self.server,
+            file: file.name.clone(),
+            range,
         }
-        self.cleanups.push_back(Cleanup {
-            after: end,
-            keys: Vec::new(),
-            file: Some((file.name, len)),
-        });
-        self.piece_in_flight = false;
+        .format(&self.source);
+        let raw_len = content.len() as u64;
+        self.uploads
+            .start(key, stored, raw_len, end, UploadKind::Final);
+        self.uploads.start(
+            index_key,
+            object::encode(&index, Codec::None),
+            index.len() as u64,
+            end,
+            UploadKind::Final,
+        );
+    }
+
+    async fn wait_in_flight(&mut self) {
         while self.uploads.in_flight_bytes() > MAX_IN_FLIGHT_BYTES {
             self.wait_upload().await;
         }
@@ -370,14 +476,25 @@ impl BinlogArchiver {
         let Some(current) = self.current.as_ref() else {
             return;
         };
-        let Some(plan) = current.stack.plan(current.len(), false) else {
+        let Some(plan) = current.stack.plan(current.len, false) else {
+            return;
+        };
+        let kind = UploadKind::Piece {
+            file: current.name.clone(),
+            plan: plan.clone(),
+        };
+        self.upload_piece(&plan, kind);
+        self.piece_in_flight = true;
+    }
+
+    /// Uploads the piece `plan` names, with its index, from the span in progress; the
+    /// pieces it supersedes are deleted once it is durable.
+    fn upload_piece(&mut self, plan: &PiecePlan, kind: UploadKind) {
+        let Some(current) = self.current.as_ref() else {
             return;
         };
         let range = plan.piece;
-        let bytes = current
-            .bytes
-            .get(range.start() as usize..range.end() as usize)
-            .unwrap_or_default();
+        let bytes = current.bytes(range);
         let stored = tokio::task::block_in_place(|| object::encode(bytes, Codec::Lz4));
         let index = current.index_of(range);
         let end = pos(self.server, &current.name, range.end());
@@ -408,29 +525,25 @@ impl BinlogArchiver {
             keys: stale,
             file: None,
         });
-        self.piece_in_flight = true;
         let (piece, index_object) = (piece_key(range), index_key(range));
         self.uploads.start(
             index_object,
             object::encode(&index, Codec::None),
             index.len() as u64,
             end,
-            UploadKind::PieceIndex,
+            UploadKind::Final,
         );
-        self.uploads.start(
-            piece,
-            stored,
-            u64::from(range.len()),
-            end,
-            UploadKind::Piece { file, plan },
-        );
+        self.uploads
+            .start(piece, stored, u64::from(range.len()), end, kind);
     }
 
     fn finish(&mut self, finished: Finished<UploadKind, ArchivePos>) -> bool {
         if let UploadKind::Piece { file, plan } = &finished.kind {
             self.piece_in_flight = false;
+            // A piece of a span that has since been stored whole is superseded already.
             if let Some(current) = self.current.as_mut()
                 && &current.name == file
+                && plan.piece.start() >= current.base()
             {
                 current.stack.commit(plan);
             }
@@ -449,26 +562,18 @@ impl BinlogArchiver {
     /// Deletes objects that what is durable now supersedes.
     fn run_cleanup(&self, cleanup: Cleanup) {
         let store = self.uploads.store().clone();
-        let complete = cleanup.file.map(|(file, len)| {
-            (
-                binlog_key::file_prefix(&self.source, self.server, &file),
-                len,
-            )
+        let complete = cleanup.file.map(|completed| {
+            let prefix = binlog_key::file_prefix(&self.source, self.server, &completed.name);
+            (prefix, completed)
         });
         let mut keys = cleanup.keys;
         tokio::spawn(async move {
-            if let Some((prefix, len)) = complete {
+            if let Some((prefix, completed)) = complete {
                 match store.list(&prefix).await {
-                    Ok(objects) => keys.extend(objects.into_iter().filter_map(|o| {
-                        let superseded = match BinlogKey::parse(&o.key) {
-                            Ok((_, BinlogKey::Piece { .. })) => true,
-                            Ok((_, BinlogKey::Index { range, .. })) => {
-                                (range.start(), range.end()) != (0, len)
-                            }
-                            _ => false,
-                        };
-                        superseded.then_some(o.key)
-                    })),
+                    Ok(objects) => {
+                        let listed = objects.into_iter().map(|o| o.key).collect();
+                        keys.extend(superseded_by_complete(listed, &completed));
+                    }
                     Err(err) => tracing::warn!(%prefix, %err, "could not list superseded pieces"),
                 }
             }
@@ -479,6 +584,58 @@ impl BinlogArchiver {
             }
         });
     }
+}
+
+/// The objects of a file (as listed under its prefix) that its complete form supersedes:
+/// every piece and partial index of a file stored whole; every piece, index and end marker
+/// off the final chain of a file stored as pieces.
+fn superseded_by_complete(listed: Vec<String>, completed: &Completed) -> Vec<String> {
+    let parsed: Vec<(String, BinlogKey)> = listed
+        .into_iter()
+        .filter_map(|key| Some((BinlogKey::parse(&key).ok()?.1, key)))
+        .map(|(parsed, key)| (key, parsed))
+        .collect();
+    let pieces: Vec<PieceRange> = parsed
+        .iter()
+        .filter_map(|(_, key)| match key {
+            BinlogKey::Piece { range, .. } => Some(*range),
+            _ => None,
+        })
+        .collect();
+    let chain = if completed.whole {
+        Vec::new()
+    } else {
+        pieces::chain(&pieces)
+    };
+    let whole_file = PieceRange::new(0, completed.len);
+    parsed
+        .into_iter()
+        .filter(|(_, key)| match key {
+            BinlogKey::Piece { range, .. } => !chain.contains(range),
+            BinlogKey::Index { range, .. } if completed.whole => Some(*range) != whole_file,
+            BinlogKey::Index { range, .. } => !chain.contains(range),
+            BinlogKey::End { len, .. } => *len != completed.len,
+            BinlogKey::File { .. } => false,
+        })
+        .map(|(key, _)| key)
+        .collect()
+}
+
+/// The stack of the span in progress of a file archived up to the end of `chain`: the
+/// pieces after the last span boundary the chain reaches.
+fn span_in_progress(chain: &[PieceRange]) -> PieceStack {
+    let base = chain
+        .iter()
+        .map(|piece| piece.end())
+        .filter(|end| end % SPAN_BYTES == 0)
+        .max()
+        .unwrap_or(0);
+    let rest = chain
+        .iter()
+        .filter(|p| p.start() >= base)
+        .copied()
+        .collect();
+    PieceStack::starting_at(base, rest)
 }
 
 fn pos(server: ServerNo, file: &BinlogFileName, offset: u32) -> ArchivePos {
@@ -500,5 +657,96 @@ fn gtid_text(gtid: &TrxGtid) -> Option<String> {
         TrxGtid::MariaDb(gtid) => Some(gtid.to_string()),
         TrxGtid::Mysql(gtid) => Some(gtid.to_string()),
         TrxGtid::None => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(start: u32, end: u32) -> PieceRange {
+        PieceRange::new(start, end).unwrap()
+    }
+
+    const S: u32 = SPAN_BYTES;
+
+    #[test]
+    fn the_span_in_progress_starts_after_the_last_full_span() {
+        assert_eq!(span_in_progress(&[]), PieceStack::default());
+        let small = [r(0, 100), r(100, 120)];
+        assert_eq!(
+            span_in_progress(&small),
+            PieceStack::starting_at(0, small.to_vec())
+        );
+        let long = [r(0, S), r(S, 2 * S), r(2 * S, 2 * S + 10)];
+        assert_eq!(
+            span_in_progress(&long),
+            PieceStack::starting_at(2 * S, vec![r(2 * S, 2 * S + 10)])
+        );
+        let just_sealed = [r(0, S)];
+        assert_eq!(
+            span_in_progress(&just_sealed),
+            PieceStack::starting_at(S, Vec::new())
+        );
+    }
+
+    fn key(name: &str) -> String {
+        format!("shop/binlog/00000001/binlog.000001{name}")
+    }
+
+    #[test]
+    fn a_file_stored_whole_supersedes_its_pieces_and_partial_indexes() {
+        let listed = [
+            ".partial.00000000-00000010",
+            ".partial.00000010-00000020",
+            ".index.00000000-00000010",
+            ".index.00000000-00000020",
+        ]
+        .map(key)
+        .to_vec();
+        let completed = Completed {
+            name: BinlogFileName::new("binlog.000001").unwrap(),
+            len: 0x20,
+            whole: true,
+        };
+        assert_eq!(
+            superseded_by_complete(listed, &completed),
+            [
+                ".partial.00000000-00000010",
+                ".partial.00000010-00000020",
+                ".index.00000000-00000010"
+            ]
+            .map(key)
+        );
+    }
+
+    #[test]
+    fn a_file_stored_as_pieces_keeps_its_final_chain() {
+        let listed = [
+            ".partial.00000000-00800000",
+            ".partial.00000000-00000010",
+            ".index.00000000-00800000",
+            ".index.00000000-00000010",
+            ".partial.00800000-00800100",
+            ".index.00800000-00800100",
+            ".end.00800100",
+            ".end.00800050",
+        ]
+        .map(key)
+        .to_vec();
+        let completed = Completed {
+            name: BinlogFileName::new("binlog.000001").unwrap(),
+            len: S + 0x100,
+            whole: false,
+        };
+        assert_eq!(
+            superseded_by_complete(listed, &completed),
+            [
+                ".partial.00000000-00000010",
+                ".index.00000000-00000010",
+                ".end.00800050"
+            ]
+            .map(key)
+        );
     }
 }

@@ -1,5 +1,5 @@
 //! What the store holds for one MySQL/MariaDB source: per server and binlog file, the
-//! complete object, the pieces of a file in progress and their transaction indexes.
+//! complete object or end marker, the pieces and their transaction indexes.
 //!
 //! Built from one listing of the source's `binlog/` prefix. The archiver reads it to
 //! find where to resume; `binlog-fetch` and `list` read it to find what is archived.
@@ -16,16 +16,19 @@ use crate::store::{Store, StoreError};
 /// The objects stored for one binlog file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FileObjects {
-    /// Whether the complete file is stored.
+    /// Whether the file is stored complete as one object.
     pub complete: bool,
-    /// Pieces of the file while it was in progress.
+    /// The lengths named by `.end.` markers: a long file is complete as its pieces.
+    pub ends: Vec<u32>,
+    /// Pieces of the file.
     pub pieces: Vec<PieceRange>,
     /// Ranges that have a transaction index.
     pub indexes: Vec<PieceRange>,
 }
 
 impl FileObjects {
-    /// The pieces that rebuild the file's durable prefix, from offset 0 (empty when complete).
+    /// The pieces that rebuild the file's durable prefix, from offset 0 (empty when the
+    /// file is one complete object).
     pub fn chain(&self) -> Vec<PieceRange> {
         if self.complete {
             Vec::new()
@@ -34,17 +37,23 @@ impl FileObjects {
         }
     }
 
-    /// The length of a complete file: the end of its whole-file index, written with it.
-    /// `None` when the file is not complete, or its index did not make it to the store.
+    /// The length of a complete file, once everything that makes it complete is stored:
+    /// the one object and its whole-file index, or an end marker, the pieces up to it and
+    /// each piece's index. `None` otherwise (a crash between those uploads, or a file in
+    /// progress).
     pub fn complete_len(&self) -> Option<u32> {
-        if !self.complete {
-            return None;
+        if self.complete {
+            return self
+                .indexes
+                .iter()
+                .filter(|r| r.start() == 0)
+                .map(|r| r.end())
+                .max();
         }
-        self.indexes
-            .iter()
-            .filter(|r| r.start() == 0)
-            .map(|r| r.end())
-            .max()
+        let chain = self.chain();
+        let end = chain.last()?.end();
+        let indexed = chain.iter().all(|piece| self.indexes.contains(piece));
+        (self.ends.contains(&end) && indexed).then_some(end)
     }
 }
 
@@ -74,6 +83,7 @@ impl BinlogCatalog {
                         BinlogKey::File { .. } => objects.complete = true,
                         BinlogKey::Piece { range, .. } => objects.pieces.push(range),
                         BinlogKey::Index { range, .. } => objects.indexes.push(range),
+                        BinlogKey::End { len, .. } => objects.ends.push(len),
                     }
                 }
                 Err(err) => tracing::warn!(key = %object.key, %err, "ignoring unexpected object"),

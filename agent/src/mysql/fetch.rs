@@ -5,12 +5,13 @@ use std::path::Path;
 
 use logship_protocol::archive::SourceIdentity;
 use logship_protocol::archive::key::SourceName;
+use logship_protocol::archive::pieces::PieceRange;
 use logship_protocol::mysql::BinlogFileName;
-use logship_protocol::mysql::key::BinlogKey;
+use logship_protocol::mysql::key::{BinlogKey, ServerNo};
 
-use crate::archive::{Fetched, ReadError, read_object, write_atomically};
+use crate::archive::{AtomicFile, Fetched, ReadError, read_object};
 use crate::identity::{IdentityError, read_identity};
-use crate::mysql::catalog::BinlogCatalog;
+use crate::mysql::catalog::{BinlogCatalog, FileObjects};
 use crate::store::{Store, StoreError};
 
 /// What to do about a damaged binlog object.
@@ -92,21 +93,28 @@ pub async fn binlog_fetch(
     else {
         return Ok(Fetched::NotInArchive);
     };
-    let content = if objects.complete {
+    let dest_error = |err: std::io::Error| BinlogFetchError::Dest {
+        path: dest.display().to_string(),
+        reason: err.to_string(),
+    };
+    let mut out = AtomicFile::create(dest).map_err(dest_error)?;
+    if objects.complete {
         let key = BinlogKey::File {
             server,
             file: file.clone(),
         }
         .format(source);
-        read_object(store, &key)
+        let content = read_object(store, &key)
             .await?
-            .ok_or(BinlogFetchError::Vanished { key })?
+            .ok_or(BinlogFetchError::Vanished { key })?;
+        out.write(&content).map_err(dest_error)?;
     } else {
         let chain = objects.chain();
         if chain.is_empty() {
             return Ok(Fetched::NotInArchive);
         }
-        let mut content = Vec::new();
+        check_marked_length(source, server, &file, objects, &chain)?;
+        // One piece in memory at a time: a long file is never held whole.
         for range in chain {
             let key = BinlogKey::Piece {
                 server,
@@ -125,13 +133,36 @@ pub async fn binlog_fetch(
                 );
                 return Err(ReadError::damaged(&key, reason, false).into());
             }
-            content.extend_from_slice(&piece);
+            out.write(&piece).map_err(dest_error)?;
         }
-        content
-    };
-    write_atomically(dest, &content).map_err(|err| BinlogFetchError::Dest {
-        path: dest.display().to_string(),
-        reason: err.to_string(),
-    })?;
+    }
+    out.commit().map_err(dest_error)?;
     Ok(Fetched::Found)
+}
+
+/// Refuses a file whose end marker says it is longer than its pieces reach: a piece of a
+/// complete file is missing, and serving the prefix would pass off a truncated file.
+fn check_marked_length(
+    source: &SourceName,
+    server: ServerNo,
+    file: &BinlogFileName,
+    objects: &FileObjects,
+    chain: &[PieceRange],
+) -> Result<(), BinlogFetchError> {
+    let reach = chain.last().map_or(0, |piece| piece.end());
+    match objects.ends.iter().max() {
+        Some(&len) if len != reach => {
+            let key = BinlogKey::End {
+                server,
+                file: file.clone(),
+                len,
+            }
+            .format(source);
+            let reason = format!(
+                "it marks the file complete at {len} bytes, but its pieces reach {reach}: a piece is missing"
+            );
+            Err(ReadError::damaged(&key, reason, false).into())
+        }
+        _ => Ok(()),
+    }
 }

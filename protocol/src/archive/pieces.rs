@@ -80,6 +80,8 @@ pub fn chain(pieces: &[PieceRange]) -> Vec<PieceRange> {
 /// segment never has more than about log2(segment size) live pieces.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PieceStack {
+    /// Where the first piece starts: 0 for a WAL segment, a span boundary for a binlog.
+    base: u32,
     pieces: Vec<PieceRange>,
 }
 
@@ -93,12 +95,26 @@ pub struct PiecePlan {
 impl PieceStack {
     /// A stack holding an existing chain (as read back from the store after a restart).
     pub fn from_chain(chain: Vec<PieceRange>) -> PieceStack {
-        PieceStack { pieces: chain }
+        PieceStack::starting_at(0, chain)
     }
 
-    /// End of the durable prefix (0 when there are no pieces).
+    /// A stack whose pieces start at `base` instead of 0: `chain` continues from there.
+    /// Merges never reach below `base`.
+    pub fn starting_at(base: u32, chain: Vec<PieceRange>) -> PieceStack {
+        PieceStack {
+            base,
+            pieces: chain,
+        }
+    }
+
+    /// Where the first piece starts.
+    pub fn base(&self) -> u32 {
+        self.base
+    }
+
+    /// End of the durable prefix (`base` when there are no pieces).
     pub fn end(&self) -> u32 {
-        self.pieces.last().map_or(0, |p| p.end)
+        self.pieces.last().map_or(self.base, |p| p.end)
     }
 
     /// The live pieces, in order.
@@ -106,9 +122,9 @@ impl PieceStack {
         &self.pieces
     }
 
-    /// Plans the piece that makes `[0, new_end)` durable, merging with the pieces
+    /// Plans the piece that makes `[base, new_end)` durable, merging with the pieces
     /// on top of the stack that are not more than twice its length. With
-    /// `consolidate`, everything becomes one piece `[0, new_end)`. `None` when
+    /// `consolidate`, everything becomes one piece `[base, new_end)`. `None` when
     /// there is nothing new to ship.
     pub fn plan(&self, new_end: u32, consolidate: bool) -> Option<PiecePlan> {
         let mut piece = PieceRange::new(self.end(), new_end)?;
@@ -176,6 +192,18 @@ mod tests {
         stack.commit(&plan);
         assert_eq!(stack.pieces(), &[r(0, 1000), r(1000, 1020)]);
         assert_eq!(stack.plan(1020, false), None);
+    }
+
+    #[test]
+    fn a_stack_with_a_base_never_merges_below_it() {
+        let mut stack = PieceStack::starting_at(4096, Vec::new());
+        assert_eq!(stack.end(), 4096);
+        let plan = stack.plan(4100, false).unwrap();
+        assert_eq!(plan.piece, r(4096, 4100));
+        stack.commit(&plan);
+        let plan = stack.plan(4101, true).unwrap();
+        assert_eq!(plan.piece, r(4096, 4101));
+        assert_eq!(plan.superseded, vec![r(4096, 4100)]);
     }
 
     #[test]

@@ -6,7 +6,13 @@
 //! <source>/binlog/<server %08X>/<file>                               a complete file
 //! <source>/binlog/<server %08X>/<file>.partial.<start %08X>-<end %08X>  bytes [start, end)
 //! <source>/binlog/<server %08X>/<file>.index.<start %08X>-<end %08X>    transactions ending there
+//! <source>/binlog/<server %08X>/<file>.end.<len %08X>                  the file is complete
 //! ```
+//!
+//! A file of at most [`SPAN_BYTES`] is stored complete as one object. A longer one stays a
+//! chain of pieces, none of which crosses a multiple of [`SPAN_BYTES`], and its `.end.`
+//! marker says how long the whole file is: so no writer or reader ever holds more than one
+//! span of a file in memory.
 //!
 //! `<server>` numbers the servers the source has followed, from 1, so that a promoted
 //! replica's files never share keys with the old primary's files of the same name.
@@ -45,6 +51,10 @@ impl fmt::Display for ServerNo {
     }
 }
 
+/// Pieces of a binlog file never cross a multiple of this many bytes, and a file longer
+/// than this is never stored as one object.
+pub const SPAN_BYTES: u32 = 8 << 20;
+
 /// What a binlog object under a source holds.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum BinlogKey {
@@ -73,11 +83,22 @@ pub enum BinlogKey {
         /// The bytes of the file it covers.
         range: PieceRange,
     },
+    /// An empty marker: the file, longer than [`SPAN_BYTES`], is complete at `len` bytes,
+    /// and its pieces hold it.
+    End {
+        /// The server that wrote the file.
+        server: ServerNo,
+        /// The file's name on that server.
+        file: BinlogFileName,
+        /// The file's length.
+        len: u32,
+    },
 }
 
 const BINLOG: &str = "binlog";
 const PARTIAL: &str = ".partial.";
 const INDEX: &str = ".index.";
+const END: &str = ".end.";
 
 impl BinlogKey {
     /// The key relative to the store root, e.g. `shop/binlog/00000001/binlog.000003`.
@@ -104,6 +125,9 @@ impl BinlogKey {
                 range.start(),
                 range.end()
             ),
+            BinlogKey::End { server, file, len } => {
+                format!("{}{file}{END}{len:08X}", server_prefix(source, *server))
+            }
         }
     }
 
@@ -144,6 +168,12 @@ impl BinlogKey {
                 file: file_name(file)?,
                 range: range(text)?,
             }
+        } else if let Some((file, len)) = name.split_once(END) {
+            BinlogKey::End {
+                server,
+                file: file_name(file)?,
+                len: parse_hex8(len).ok_or_else(unrecognized)?,
+            }
         } else {
             BinlogKey::File {
                 server,
@@ -158,7 +188,8 @@ impl BinlogKey {
         match self {
             BinlogKey::File { server, .. }
             | BinlogKey::Piece { server, .. }
-            | BinlogKey::Index { server, .. } => *server,
+            | BinlogKey::Index { server, .. }
+            | BinlogKey::End { server, .. } => *server,
         }
     }
 
@@ -167,7 +198,8 @@ impl BinlogKey {
         match self {
             BinlogKey::File { file, .. }
             | BinlogKey::Piece { file, .. }
-            | BinlogKey::Index { file, .. } => file,
+            | BinlogKey::Index { file, .. }
+            | BinlogKey::End { file, .. } => file,
         }
     }
 }
@@ -230,6 +262,15 @@ mod tests {
             .format(&s),
             "shop/binlog/00000001/binlog.000003.index.00000000-00001234"
         );
+        assert_eq!(
+            BinlogKey::End {
+                server,
+                file: file("binlog.000003"),
+                len: 0x0123_4567,
+            }
+            .format(&s),
+            "shop/binlog/00000001/binlog.000003.end.01234567"
+        );
         assert_eq!(binlog_root_prefix(&s), "shop/binlog/");
         assert_eq!(
             file_prefix(&s, server, &file("binlog.000003")),
@@ -250,6 +291,8 @@ mod tests {
             "shop/binlog/00000001/binlog.000001.partial.0-10",
             "shop/binlog/00000001/binlog.000001.partial.00000000_00000010",
             "shop/binlog/00000001/binlog.000001.index.0000000a-00000010",
+            "shop/binlog/00000001/binlog.000001.end.10",
+            "shop/binlog/00000001/binlog.000001.end.0000001g",
             "shop/wal/00000001/000000010000000000000003",
             "shop/identity",
         ] {
@@ -283,10 +326,17 @@ mod tests {
                     range,
                 }
             }),
-            (server, file, range).prop_map(|(server, file, range)| BinlogKey::Index {
+            (server.clone(), file.clone(), range).prop_map(|(server, file, range)| {
+                BinlogKey::Index {
+                    server,
+                    file,
+                    range,
+                }
+            }),
+            (server, file, any::<u32>()).prop_map(|(server, file, len)| BinlogKey::End {
                 server,
                 file,
-                range
+                len
             }),
         ]
     }
