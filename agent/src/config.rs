@@ -325,6 +325,18 @@ pub struct PasswordFileError {
 }
 
 impl Source {
+    /// A source of `kind` named `name` at `url`, every other key at its default.
+    fn inline(name: &str, kind: &str, url: &str) -> anyhow::Result<Source> {
+        let mut table = toml::Table::new();
+        table.insert("name".into(), toml::Value::String(name.to_owned()));
+        table.insert("kind".into(), toml::Value::String(kind.to_owned()));
+        table.insert("url".into(), toml::Value::String(url.to_owned()));
+        let raw: SourceConfig = table.try_into().map_err(|err: toml::de::Error| {
+            anyhow!("invalid source {name:?}: {}", one_line(&err.to_string()))
+        })?;
+        Source::from_config(raw)
+    }
+
     /// Checks a `[[source]]` table and types it for its kind. A key that means nothing
     /// for the kind is refused rather than ignored.
     pub fn from_config(raw: SourceConfig) -> anyhow::Result<Source> {
@@ -450,16 +462,19 @@ impl PgSourceConfig {
 
     /// A PostgreSQL source named `name` at `url`, every other key at its default.
     pub fn inline(name: &str, url: &str) -> anyhow::Result<PgSourceConfig> {
-        let mut table = toml::Table::new();
-        table.insert("name".into(), toml::Value::String(name.to_owned()));
-        table.insert("kind".into(), toml::Value::String("postgres".into()));
-        table.insert("url".into(), toml::Value::String(url.to_owned()));
-        let raw: SourceConfig = table.try_into().map_err(|err: toml::de::Error| {
-            anyhow!("invalid source {name:?}: {}", one_line(&err.to_string()))
-        })?;
-        match Source::from_config(raw)? {
+        match Source::inline(name, "postgres", url)? {
             Source::Postgres(pg) => Ok(pg),
             Source::Mysql(_) => bail!("source {name:?} is not a PostgreSQL source"),
+        }
+    }
+}
+
+impl MysqlSourceConfig {
+    /// A MySQL/MariaDB source named `name` at `url`, every other key at its default.
+    pub fn inline(name: &str, url: &str) -> anyhow::Result<MysqlSourceConfig> {
+        match Source::inline(name, "mysql", url)? {
+            Source::Mysql(mysql) => Ok(mysql),
+            Source::Postgres(_) => bail!("source {name:?} is not a MySQL source"),
         }
     }
 }

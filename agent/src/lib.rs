@@ -19,6 +19,7 @@ pub mod commands;
 pub mod config;
 pub mod identity;
 pub mod list;
+pub mod localserver;
 pub mod metrics;
 pub mod mysql;
 pub mod pg;

@@ -5,8 +5,9 @@ use std::process::Command;
 use logship_tests::util::{logship_bin, temp_dir};
 
 /// `logship quickstart` streams, backs up, fetches segments back byte for byte,
-/// and restores to a moment between two batches; it checks each step itself
-/// and exits non-zero if any is wrong.
+/// and restores to a moment between two batches; then it streams a MariaDB (installed
+/// by the test script) and fetches a binlog file back byte for byte. It checks each step
+/// itself and exits non-zero if any is wrong.
 #[test]
 fn quickstart_runs_every_step() {
     let cwd = temp_dir("quickstart");
@@ -25,6 +26,8 @@ fn quickstart_runs_every_step() {
         "returned the segment byte for byte as the server wrote it (16777216 bytes)",
         "the restored server has 500 orders of batch 1 and 0 of batch 2",
         "Lag is now 0 bytes",
+        "`logship binlog-fetch binlog.000001` returned the file byte for byte as the server wrote it",
+        "binlog.000002  in progress:",
     ] {
         assert!(
             stdout.contains(expected),
@@ -33,4 +36,9 @@ fn quickstart_runs_every_step() {
     }
     // The embedded default store is ./logship-data.
     assert!(cwd.path().join("logship-data/quickstart/identity").exists());
+    assert!(
+        cwd.path()
+            .join("logship-data/quickstart-mariadb/identity")
+            .exists()
+    );
 }

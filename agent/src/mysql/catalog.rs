@@ -37,6 +37,13 @@ impl FileObjects {
         }
     }
 
+    /// How much of the file is durable from its start: all of a complete file, else the
+    /// end of its chain.
+    pub fn durable_len(&self) -> u32 {
+        self.complete_len()
+            .unwrap_or_else(|| self.chain().last().map_or(0, |piece| piece.end()))
+    }
+
     /// The length of a complete file, once everything that makes it complete is stored:
     /// the one object and its whole-file index, or an end marker, the pieces up to it and
     /// each piece's index. `None` otherwise (a crash between those uploads, or a file in

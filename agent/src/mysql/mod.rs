@@ -6,9 +6,11 @@
 //! - [`archiver`]: turns the binlog stream into objects and owns the durable position.
 //! - [`catalog`]: what the store holds for a source, by server and binlog file.
 //! - [`fetch`]: `binlog-fetch`, one archived binlog file back, byte for byte.
+//! - [`localdb`]: a throwaway MariaDB on this machine, for the quickstart.
 
 pub mod archiver;
 pub mod catalog;
 pub mod conn;
 pub mod fetch;
+pub mod localdb;
 pub mod source;

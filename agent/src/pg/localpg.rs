@@ -8,8 +8,10 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 use tokio::process::Command;
+
+use crate::localserver::{give_to_os_user, is_root};
 
 /// Where Debian and Ubuntu install PostgreSQL 15's server tools.
 const DEFAULT_BINDIR: &str = "/usr/lib/postgresql/15/bin";
@@ -263,14 +265,6 @@ impl LocalPostgres {
     }
 }
 
-/// Whether this process runs as root (then server tools run as `postgres`).
-pub fn is_root() -> bool {
-    std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
 /// Quotes `word` for `/bin/sh`, leaving words of only safe characters as they are.
 pub fn shell_quote(word: &str) -> String {
     let safe = |c: char| c.is_ascii_alphanumeric() || "/._-+=:,@".contains(c);
@@ -283,23 +277,7 @@ pub fn shell_quote(word: &str) -> String {
 /// Gives `dir` and everything in it to the server's OS user, when logship runs as root
 /// (PostgreSQL refuses a data directory it does not own).
 pub async fn give_to_server_user(dir: &Path) -> anyhow::Result<()> {
-    if !is_root() {
-        return Ok(());
-    }
-    let status = Command::new("chown")
-        .arg("-R")
-        .arg(format!("{SERVER_USER}:{SERVER_USER}"))
-        .arg(dir)
-        .status()
-        .await
-        .context("cannot run chown")?;
-    if !status.success() {
-        return Err(anyhow!(
-            "cannot give {} to the {SERVER_USER} OS user (create that user, or run logship as a non-root user)",
-            dir.display()
-        ));
-    }
-    Ok(())
+    give_to_os_user(dir, SERVER_USER).await
 }
 
 async fn append(path: &Path, text: &str) -> anyhow::Result<()> {

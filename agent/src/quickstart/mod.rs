@@ -5,7 +5,10 @@
 //! backup, runs a workload in two batches, shows the lag and the archived range,
 //! proves the archive right with `wal-fetch` round trips against the server's
 //! own files, then restores to a moment between the batches and shows that the
-//! first batch is there and the second is not.
+//! first batch is there and the second is not. When MariaDB is installed, a
+//! throwaway MariaDB is streamed too ([`mariadb`]).
+
+mod mariadb;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -53,10 +56,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let stopped = pg.stop(true).await;
     outcome?;
     stopped?;
+    mariadb::run(store::open(&config.store).await?, 9).await?;
     say(
-        "Done. The throwaway server is stopped and its temp dir removed; the archive stays in the store.",
+        "Done. The throwaway servers are stopped and their temp dirs removed; the archive stays in the store.",
     );
-    say("Next: point `logship run --postgres URL` at your own server (see README.md).");
+    say(
+        "Next: point `logship run --postgres URL` or `logship run --mysql URL` at your own server (see README.md).",
+    );
     Ok(())
 }
 
