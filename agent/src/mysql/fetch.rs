@@ -6,11 +6,11 @@ use std::path::Path;
 use logship_protocol::archive::SourceIdentity;
 use logship_protocol::archive::key::SourceName;
 use logship_protocol::mysql::BinlogFileName;
-use logship_protocol::mysql::key::BinlogKey;
 
-use crate::archive::{Fetched, ReadError, read_object, write_atomically};
+use crate::archive::{Fetched, ReadError, write_atomically};
 use crate::identity::{IdentityError, read_identity};
 use crate::mysql::catalog::BinlogCatalog;
+use crate::mysql::read::{ArchivedFile, FileReadError};
 use crate::store::{Store, StoreError};
 
 /// What to do about a damaged binlog object.
@@ -37,14 +37,21 @@ pub enum BinlogFetchError {
         source_name: String,
         kind: &'static str,
     },
-    #[error(
-        "object {key} disappeared while it was being read (run the fetch again: it was merged into a larger object meanwhile)"
-    )]
-    Vanished { key: String },
+    #[error(transparent)]
+    File(FileReadError),
     #[error(
         "cannot write {path}: {reason} (check that the destination directory exists and is writable)"
     )]
     Dest { path: String, reason: String },
+}
+
+impl From<FileReadError> for BinlogFetchError {
+    fn from(err: FileReadError) -> BinlogFetchError {
+        match err {
+            FileReadError::Read(err) => err.into(),
+            other => BinlogFetchError::File(other),
+        }
+    }
 }
 
 impl From<ReadError> for BinlogFetchError {
@@ -92,42 +99,14 @@ pub async fn binlog_fetch(
     else {
         return Ok(Fetched::NotInArchive);
     };
-    let content = if objects.complete {
-        let key = BinlogKey::File {
-            server,
-            file: file.clone(),
-        }
-        .format(source);
-        read_object(store, &key)
-            .await?
-            .ok_or(BinlogFetchError::Vanished { key })?
-    } else {
-        let chain = objects.chain();
-        if chain.is_empty() {
-            return Ok(Fetched::NotInArchive);
-        }
-        let mut content = Vec::new();
-        for range in chain {
-            let key = BinlogKey::Piece {
-                server,
-                file: file.clone(),
-                range,
-            }
-            .format(source);
-            let piece = read_object(store, &key)
-                .await?
-                .ok_or_else(|| BinlogFetchError::Vanished { key: key.clone() })?;
-            if piece.len() != range.len() as usize {
-                let reason = format!(
-                    "holds {} bytes but its key says {}",
-                    piece.len(),
-                    range.len()
-                );
-                return Err(ReadError::damaged(&key, reason, false).into());
-            }
-            content.extend_from_slice(&piece);
-        }
-        content
+    let archived = ArchivedFile {
+        source,
+        server,
+        file: &file,
+        objects,
+    };
+    let Some(content) = archived.bytes(store).await? else {
+        return Ok(Fetched::NotInArchive);
     };
     write_atomically(dest, &content).map_err(|err| BinlogFetchError::Dest {
         path: dest.display().to_string(),

@@ -40,6 +40,11 @@ impl ServerNo {
     pub fn get(self) -> u32 {
         self.0
     }
+
+    /// The server after this one, if the number does not overflow.
+    pub fn next(self) -> Option<ServerNo> {
+        self.0.checked_add(1).map(ServerNo)
+    }
 }
 
 impl fmt::Display for ServerNo {
