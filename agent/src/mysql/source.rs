@@ -48,6 +48,10 @@ pub enum SourceError {
     #[error(transparent)]
     Takeover(Box<PlanError>),
     #[error(
+        "source {source_name:?} has followed as many servers as server numbers count (move the source's archive aside to start it anew)"
+    )]
+    TooManyServers { source_name: String },
+    #[error(
         "the server reports server_uuid {uuid:?}, which is not a UUID (check the server's auto.cnf)"
     )]
     BadUuid { uuid: String },
@@ -86,6 +90,7 @@ impl SourceError {
             SourceError::History(err) => matches!(err.as_ref(), HistoryError::Damaged(_)),
             SourceError::Identity(IdentityError::Mismatch { .. })
             | SourceError::BadUuid { .. }
+            | SourceError::TooManyServers { .. }
             | SourceError::Purged { .. }
             | SourceError::PasswordFile(_) => true,
             _ => false,
@@ -198,6 +203,11 @@ impl MysqlSource {
             let takeover = history.switch(current).map(|s| s.start.clone());
             return Ok((conn, self.archiver(&resume).with_takeover(takeover)));
         }
+        let Some(server) = current.next() else {
+            return Err(SourceError::TooManyServers {
+                source_name: self.name().to_string(),
+            });
+        };
         let domain = info.gtid_domain_id.unwrap_or(0);
         let (server_id, addr) = (info.server_id, conn.addr().to_owned());
         let switch = plan_takeover(
@@ -210,9 +220,6 @@ impl MysqlSource {
             self.config.server_id,
         )
         .await?;
-        let Some(server) = current.next() else {
-            return Err(ArchiveError::NoFile.into());
-        };
         tracing::info!(
             %addr, server_id, server = server.get(), previous_server_id = current_id,
             gtid_pos = %switch.gtid_pos, previous_end = %switch.previous_end, start = %switch.start,
