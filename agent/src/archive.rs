@@ -35,7 +35,7 @@ pub enum Fetched {
 /// half a file.
 pub fn write_atomically(dest: &Path, content: &[u8]) -> std::io::Result<()> {
     let mut file = AtomicFile::create(dest)?;
-    file.write(content)?;
+    file.write_all(content)?;
     file.commit()
 }
 
@@ -62,20 +62,25 @@ impl AtomicFile {
         })
     }
 
-    /// Appends `bytes`.
-    pub fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        match self.file.as_mut() {
-            Some(file) => file.write_all(bytes),
-            None => Err(std::io::Error::other("the file is already committed")),
-        }
-    }
-
     /// Makes the file durable and puts it in place.
     pub fn commit(mut self) -> std::io::Result<()> {
         if let Some(file) = self.file.take() {
             file.sync_all()?;
         }
         std::fs::rename(&self.temp, &self.dest)
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        match self.file.as_mut() {
+            Some(file) => file.write(bytes),
+            None => Err(std::io::Error::other("the file is already committed")),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.as_mut().map_or(Ok(()), |file| file.flush())
     }
 }
 

@@ -58,7 +58,8 @@ pub async fn read_identity(
         .map_err(|e| damaged(ReadError::damaged(&key, &e, e.is_unsupported())))
 }
 
-/// Checks that `source` in the store belongs to `actual`. Returns false when
+/// Checks that `source` in the store belongs to `actual` ([`SourceIdentity::same_source`]:
+/// for MariaDB, the same GTID domain, whichever of its servers). Returns false when
 /// nothing is recorded yet (then [`record_identity`] claims it). Writes nothing.
 pub async fn verify_identity(
     store: &dyn Store,
@@ -66,7 +67,7 @@ pub async fn verify_identity(
     actual: &SourceIdentity,
 ) -> Result<bool, IdentityError> {
     match read_identity(store, source).await? {
-        Some(stored) if &stored == actual => Ok(true),
+        Some(stored) if stored.same_source(actual) => Ok(true),
         Some(stored) => Err(IdentityError::Mismatch {
             store: store.url().to_owned(),
             source_name: source.to_string(),

@@ -349,6 +349,25 @@ impl MariaDb {
         rows[0][0].clone()
     }
 
+    /// Commits each of `statements` as a transaction of its own, on one connection, and
+    /// returns the GTID each one got (`@@last_gtid`), in commit order.
+    pub async fn commit_each(&self, statements: impl IntoIterator<Item = String>) -> Vec<String> {
+        let mut conn = self.conn().await;
+        let mut gtids = Vec::new();
+        for sql in statements {
+            conn.query_drop(&sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql:?} failed: {e}"));
+            let gtid: Option<String> = conn
+                .query_first("SELECT @@last_gtid")
+                .await
+                .unwrap_or_else(|e| panic!("SELECT @@last_gtid failed: {e}"));
+            gtids.push(gtid.expect("a GTID for the commit"));
+        }
+        let _ = conn.disconnect().await;
+        gtids
+    }
+
     /// Creates `name@'%'` with `password` (unless it exists) and grants it `privileges` on `*.*`.
     pub async fn create_user(&self, name: &str, password: &str, privileges: &str) {
         self.exec(&format!(

@@ -78,15 +78,19 @@ pub enum ResumeFrom {
         file: BinlogFileName,
         len: u32,
     },
-    /// Nothing archived yet: start with `file` on the first server.
-    Empty { file: BinlogFileName },
+    /// Nothing archived yet of `server` (the first server, or one that takes over the
+    /// stream): start with `file`, from its beginning.
+    Start {
+        server: ServerNo,
+        file: BinlogFileName,
+    },
 }
 
 impl ResumeFrom {
     /// Where the dump must start for this archiver.
     pub fn dump_start(&self) -> BinlogPos {
         match self {
-            ResumeFrom::Pieces { file, .. } | ResumeFrom::Empty { file } => {
+            ResumeFrom::Pieces { file, .. } | ResumeFrom::Start { file, .. } => {
                 BinlogPos::new(file.clone(), BINLOG_MAGIC.len() as u64)
             }
             ResumeFrom::AfterFile { file, len, .. } => {
@@ -199,6 +203,9 @@ pub struct BinlogArchiver {
     completed: Option<(BinlogFileName, u32)>,
     decoder: EventDecoder,
     transactions: TransactionTracker,
+    /// Where this server took over the stream: transactions that end at or before it
+    /// were archived from the previous server, so they get no index line.
+    takeover: Option<BinlogPos>,
     piece_in_flight: bool,
     uploads: UploadQueue<UploadKind, ArchivePos>,
     cleanups: VecDeque<Cleanup>,
@@ -230,10 +237,10 @@ impl BinlogArchiver {
             ResumeFrom::AfterFile { server, file, len } => {
                 (*server, None, pos(*server, file, *len))
             }
-            ResumeFrom::Empty { file } => (
-                ServerNo::FIRST,
+            ResumeFrom::Start { server, file } => (
+                *server,
                 Some(FileBuffer::new(file.clone(), PieceStack::default())),
-                pos(ServerNo::FIRST, file, 0),
+                pos(*server, file, 0),
             ),
         };
         BinlogArchiver {
@@ -244,9 +251,17 @@ impl BinlogArchiver {
             completed,
             decoder: EventDecoder::new(),
             transactions: TransactionTracker::new(),
+            takeover: None,
             piece_in_flight: false,
             cleanups: VecDeque::new(),
         }
+    }
+
+    /// Leaves the transactions that end at or before `start`, where this server took over
+    /// the stream, out of the index: they are the previous server's, archived from it.
+    pub fn with_takeover(mut self, start: Option<BinlogPos>) -> BinlogArchiver {
+        self.takeover = start;
+        self
     }
 
     /// The position up to which the archive is durable.
@@ -298,9 +313,14 @@ impl BinlogArchiver {
         }
         current.push(event.raw());
         let end_pos = BinlogPos::new(current.name.clone(), end);
+        let taken_over = self
+            .takeover
+            .as_ref()
+            .is_none_or(|start| start.file() != &current.name || end > start.offset());
         if let Some(committed) = self.transactions.push(&event, &end_pos)
             && committed.outcome != TrxOutcome::XaPrepare
             && end > u64::from(current.base())
+            && taken_over
         {
             current.index.push(IndexEntry {
                 end: u32::try_from(end).unwrap_or(u32::MAX),

@@ -5,13 +5,12 @@ use std::path::Path;
 
 use logship_protocol::archive::SourceIdentity;
 use logship_protocol::archive::key::SourceName;
-use logship_protocol::archive::pieces::PieceRange;
 use logship_protocol::mysql::BinlogFileName;
-use logship_protocol::mysql::key::{BinlogKey, ServerNo};
 
-use crate::archive::{AtomicFile, Fetched, ReadError, read_object};
+use crate::archive::{AtomicFile, Fetched, ReadError};
 use crate::identity::{IdentityError, read_identity};
-use crate::mysql::catalog::{BinlogCatalog, FileObjects};
+use crate::mysql::catalog::BinlogCatalog;
+use crate::mysql::read::{ArchivedFile, FileReadError};
 use crate::store::{Store, StoreError};
 
 /// What to do about a damaged binlog object.
@@ -38,14 +37,21 @@ pub enum BinlogFetchError {
         source_name: String,
         kind: &'static str,
     },
-    #[error(
-        "object {key} disappeared while it was being read (run the fetch again: it was merged into a larger object meanwhile)"
-    )]
-    Vanished { key: String },
+    #[error(transparent)]
+    File(FileReadError),
     #[error(
         "cannot write {path}: {reason} (check that the destination directory exists and is writable)"
     )]
     Dest { path: String, reason: String },
+}
+
+impl From<FileReadError> for BinlogFetchError {
+    fn from(err: FileReadError) -> BinlogFetchError {
+        match err {
+            FileReadError::Read(err) => err.into(),
+            other => BinlogFetchError::File(other),
+        }
+    }
 }
 
 impl From<ReadError> for BinlogFetchError {
@@ -93,76 +99,25 @@ pub async fn binlog_fetch(
     else {
         return Ok(Fetched::NotInArchive);
     };
+    let archived = ArchivedFile {
+        source,
+        server,
+        file: &file,
+        objects,
+    };
     let dest_error = |err: std::io::Error| BinlogFetchError::Dest {
         path: dest.display().to_string(),
         reason: err.to_string(),
     };
     let mut out = AtomicFile::create(dest).map_err(dest_error)?;
-    if objects.complete {
-        let key = BinlogKey::File {
-            server,
-            file: file.clone(),
-        }
-        .format(source);
-        let content = read_object(store, &key)
-            .await?
-            .ok_or(BinlogFetchError::Vanished { key })?;
-        out.write(&content).map_err(dest_error)?;
-    } else {
-        let chain = objects.chain();
-        if chain.is_empty() {
-            return Ok(Fetched::NotInArchive);
-        }
-        check_marked_length(source, server, &file, objects, &chain)?;
-        // One piece in memory at a time: a long file is never held whole.
-        for range in chain {
-            let key = BinlogKey::Piece {
-                server,
-                file: file.clone(),
-                range,
-            }
-            .format(source);
-            let piece = read_object(store, &key)
-                .await?
-                .ok_or_else(|| BinlogFetchError::Vanished { key: key.clone() })?;
-            if piece.len() != range.len() as usize {
-                let reason = format!(
-                    "holds {} bytes but its key says {}",
-                    piece.len(),
-                    range.len()
-                );
-                return Err(ReadError::damaged(&key, reason, false).into());
-            }
-            out.write(&piece).map_err(dest_error)?;
-        }
+    let found = match archived.copy_to(store, &mut out).await {
+        Ok(found) => found,
+        Err(FileReadError::Write(err)) => return Err(dest_error(err)),
+        Err(err) => return Err(err.into()),
+    };
+    if !found {
+        return Ok(Fetched::NotInArchive);
     }
     out.commit().map_err(dest_error)?;
     Ok(Fetched::Found)
-}
-
-/// Refuses a file whose end marker says it is longer than its pieces reach: a piece of a
-/// complete file is missing, and serving the prefix would pass off a truncated file.
-fn check_marked_length(
-    source: &SourceName,
-    server: ServerNo,
-    file: &BinlogFileName,
-    objects: &FileObjects,
-    chain: &[PieceRange],
-) -> Result<(), BinlogFetchError> {
-    let reach = chain.last().map_or(0, |piece| piece.end());
-    match objects.ends.iter().max() {
-        Some(&len) if len != reach => {
-            let key = BinlogKey::End {
-                server,
-                file: file.clone(),
-                len,
-            }
-            .format(source);
-            let reason = format!(
-                "it marks the file complete at {len} bytes, but its pieces reach {reach}: a piece is missing"
-            );
-            Err(ReadError::damaged(&key, reason, false).into())
-        }
-        _ => Ok(()),
-    }
 }

@@ -5,6 +5,9 @@
 //! - [`source`]: drives a dump connection and feeds the archiver.
 //! - [`archiver`]: turns the binlog stream into objects and owns the durable position.
 //! - [`catalog`]: what the store holds for a source, by server and binlog file.
+//! - [`history`]: which servers a MariaDB source has followed, from its switch records.
+//! - [`takeover`]: where a promoted MariaDB server takes over the stream.
+//! - [`read`]: one archived binlog file of one server back: its bytes and its index.
 //! - [`fetch`]: `binlog-fetch`, one archived binlog file back, byte for byte.
 //! - [`localdb`]: a throwaway MariaDB on this machine, for the quickstart.
 
@@ -12,5 +15,8 @@ pub mod archiver;
 pub mod catalog;
 pub mod conn;
 pub mod fetch;
+pub mod history;
 pub mod localdb;
+pub mod read;
 pub mod source;
+pub mod takeover;

@@ -7,18 +7,21 @@ use std::time::Duration;
 use logship_protocol::archive::SourceIdentity;
 use logship_protocol::archive::key::SourceName;
 use logship_protocol::mysql::BinlogPos;
+use logship_protocol::mysql::key::ServerNo;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::config::{MysqlSourceConfig, PasswordFileError};
-use crate::identity::{IdentityError, record_identity, verify_identity};
+use crate::identity::{IdentityError, read_identity, record_identity, verify_identity};
 use crate::metrics::SourceMetrics;
 use crate::mysql::archiver::{ArchiveError, BinlogArchiver, ResumeFrom};
 use crate::mysql::catalog::BinlogCatalog;
 use crate::mysql::conn::{
     ConnectOptions, DumpItem, DumpOptions, DumpStart, MysqlConnection, MysqlError, ServerInfo,
 };
+use crate::mysql::history::{HistoryError, ServerHistory, record_switch};
+use crate::mysql::takeover::{PlanError, plan_takeover};
 use crate::store::{Store, StoreError};
 
 const FIRST_RECONNECT: Duration = Duration::from_millis(500);
@@ -40,6 +43,14 @@ pub enum SourceError {
     PasswordFile(#[from] PasswordFileError),
     #[error(transparent)]
     Archive(#[from] ArchiveError),
+    #[error(transparent)]
+    History(Box<HistoryError>),
+    #[error(transparent)]
+    Takeover(Box<PlanError>),
+    #[error(
+        "source {source_name:?} has followed as many servers as server numbers count (move the source's archive aside to start it anew)"
+    )]
+    TooManyServers { source_name: String },
     #[error(
         "the server reports server_uuid {uuid:?}, which is not a UUID (check the server's auto.cnf)"
     )]
@@ -54,13 +65,32 @@ pub enum SourceError {
     },
 }
 
+impl From<HistoryError> for SourceError {
+    fn from(err: HistoryError) -> SourceError {
+        SourceError::History(Box::new(err))
+    }
+}
+
+impl From<PlanError> for SourceError {
+    fn from(err: PlanError) -> SourceError {
+        SourceError::Takeover(Box::new(err))
+    }
+}
+
 impl SourceError {
     /// Errors a reconnect cannot fix.
     fn is_permanent(&self) -> bool {
         match self {
             SourceError::Mysql(err) => err.is_config() || err.is_purged(),
+            SourceError::Takeover(err) => match err.as_ref() {
+                PlanError::Mysql(err) => err.is_config() || err.is_purged(),
+                PlanError::Refused(_) => true,
+                _ => false,
+            },
+            SourceError::History(err) => matches!(err.as_ref(), HistoryError::Damaged(_)),
             SourceError::Identity(IdentityError::Mismatch { .. })
             | SourceError::BadUuid { .. }
+            | SourceError::TooManyServers { .. }
             | SourceError::Purged { .. }
             | SourceError::PasswordFile(_) => true,
             _ => false,
@@ -103,15 +133,8 @@ impl MysqlSource {
 
     async fn run_inner(self, shutdown: CancellationToken) -> Result<(), SourceError> {
         let conn = self.connect().await?;
-        let catalog = BinlogCatalog::load(self.store.as_ref(), self.name()).await?;
-        let resume = resume_from(&catalog, conn.info());
-        tracing::info!(start = %resume.dump_start(), "starting the binlog dump");
-        let mut archiver = BinlogArchiver::new(
-            self.store.clone(),
-            self.name().clone(),
-            self.metrics.clone(),
-            &resume,
-        );
+        let (conn, mut archiver) = self.follow(conn).await?;
+        let mut server_id = conn.info().server_id;
         let mut conn = Some(conn);
         let mut delay = FIRST_RECONNECT;
         loop {
@@ -142,8 +165,9 @@ impl MysqlSource {
             }
             delay = (delay * 2).min(MAX_RECONNECT);
             self.metrics.reconnected();
-            match self.connect().await {
+            match self.reconnect(&mut archiver, server_id).await {
                 Ok(next) => {
+                    server_id = next.info().server_id;
                     conn = Some(next);
                     delay = FIRST_RECONNECT;
                 }
@@ -154,6 +178,91 @@ impl MysqlSource {
                 Err(err) => tracing::warn!(%err, retry_in = ?delay, "reconnect failed"),
             }
         }
+    }
+
+    /// Makes the archive follow the server behind `conn`: resumes where the archive ends
+    /// when it is the archive's current server; otherwise it is another server of the
+    /// stream, and its takeover is found and recorded first. Returns the connection to
+    /// stream from and the archiver to feed.
+    async fn follow(
+        &self,
+        conn: MysqlConnection,
+    ) -> Result<(MysqlConnection, BinlogArchiver), SourceError> {
+        let store = self.store.as_ref();
+        let catalog = BinlogCatalog::load(store, self.name()).await?;
+        let first_server_id = match read_identity(store, self.name()).await? {
+            Some(SourceIdentity::Mariadb { server_id, .. }) => server_id,
+            _ => conn.info().server_id,
+        };
+        let history = ServerHistory::load(store, self.name(), first_server_id).await?;
+        let (current, current_id) = history.current();
+        let info = conn.info();
+        if !info.is_mariadb || info.server_id == current_id {
+            let resume = resume_from(&catalog, &history, info);
+            tracing::info!(server = current.get(), start = %resume.dump_start(), "starting the binlog dump");
+            let takeover = history.switch(current).map(|s| s.start.clone());
+            return Ok((conn, self.archiver(&resume).with_takeover(takeover)));
+        }
+        let Some(server) = current.next() else {
+            return Err(SourceError::TooManyServers {
+                source_name: self.name().to_string(),
+            });
+        };
+        let domain = info.gtid_domain_id.unwrap_or(0);
+        let (server_id, addr) = (info.server_id, conn.addr().to_owned());
+        let switch = plan_takeover(
+            store,
+            self.name(),
+            &catalog,
+            &history,
+            domain,
+            conn,
+            self.config.server_id,
+        )
+        .await?;
+        tracing::info!(
+            %addr, server_id, server = server.get(), previous_server_id = current_id,
+            gtid_pos = %switch.gtid_pos, previous_end = %switch.previous_end, start = %switch.start,
+            "another server of the GTID domain takes over the stream"
+        );
+        record_switch(store, self.name(), server, &switch).await?;
+        // The takeover search read the binlog through the first connection's dump.
+        let conn = self.connect().await?;
+        let resume = ResumeFrom::Start {
+            server,
+            file: switch.start.file().clone(),
+        };
+        Ok((
+            conn,
+            self.archiver(&resume).with_takeover(Some(switch.start)),
+        ))
+    }
+
+    fn archiver(&self, resume: &ResumeFrom) -> BinlogArchiver {
+        BinlogArchiver::new(
+            self.store.clone(),
+            self.name().clone(),
+            self.metrics.clone(),
+            resume,
+        )
+    }
+
+    /// Connects again after an interruption. A different server behind the same URL (a
+    /// failover behind a virtual address) is followed: what was received is made durable,
+    /// then the new server takes over as at a start.
+    async fn reconnect(
+        &self,
+        archiver: &mut BinlogArchiver,
+        server_id: u32,
+    ) -> Result<MysqlConnection, SourceError> {
+        let conn = self.connect().await?;
+        if conn.info().server_id == server_id {
+            return Ok(conn);
+        }
+        archiver.drain().await;
+        let (conn, next) = self.follow(conn).await?;
+        *archiver = next;
+        Ok(conn)
     }
 
     /// Connects, checks the server and claims the archive for it.
@@ -241,9 +350,12 @@ fn identity_of(info: &ServerInfo) -> Result<SourceIdentity, SourceError> {
     }
 }
 
-/// Where the archive continues, given what it holds and what the server has.
-fn resume_from(catalog: &BinlogCatalog, info: &ServerInfo) -> ResumeFrom {
-    match catalog.newest() {
+/// Where the archive continues on its current server, given what it holds and what the
+/// server has.
+fn resume_from(catalog: &BinlogCatalog, history: &ServerHistory, info: &ServerInfo) -> ResumeFrom {
+    let (current, _) = history.current();
+    let newest = catalog.newest().filter(|(server, _, _)| *server == current);
+    match newest {
         Some((server, file, objects)) if let Some(len) = objects.complete_len() => {
             ResumeFrom::AfterFile {
                 server,
@@ -258,7 +370,13 @@ fn resume_from(catalog: &BinlogCatalog, info: &ServerInfo) -> ResumeFrom {
             file: file.clone(),
             chain: objects.chain(),
         },
-        None => ResumeFrom::Empty {
+        // The switch is recorded, and none of the server's binlog is archived yet.
+        None if let Some(switch) = history.switch(current) => ResumeFrom::Start {
+            server: current,
+            file: switch.start.file().clone(),
+        },
+        None => ResumeFrom::Start {
+            server: ServerNo::FIRST,
             file: info.current.file().clone(),
         },
     }

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use crate::archive::fields::{FieldError, Fields};
 use crate::mysql::gtid::Uuid;
 use crate::pg::WalSegSize;
 
@@ -105,6 +106,18 @@ impl IdentityError {
     }
 }
 
+impl From<FieldError> for IdentityError {
+    fn from(err: FieldError) -> IdentityError {
+        match err {
+            FieldError::NotKeyValue { line } => IdentityError::NotKeyValue { line },
+            FieldError::DuplicateKey { key } => IdentityError::DuplicateKey { key },
+            FieldError::MissingKey { key } => IdentityError::MissingKey { key },
+            FieldError::UnknownKey { key } => IdentityError::UnknownKey { key },
+            FieldError::NotANumber { key, value } => IdentityError::NotANumber { key, value },
+        }
+    }
+}
+
 const KIND: &str = "kind";
 const POSTGRES: &str = "postgres";
 const SYSTEM_ID: &str = "system_identifier";
@@ -122,6 +135,21 @@ impl SourceIdentity {
             SourceIdentity::Postgres { .. } => POSTGRES,
             SourceIdentity::Mariadb { .. } => MARIADB,
             SourceIdentity::Mysql { .. } => MYSQL,
+        }
+    }
+
+    /// Whether `other` continues the archive recorded as `self`. A MariaDB source is its
+    /// GTID domain, so another server of the domain (a promoted replica) qualifies; which
+    /// of the domain's servers it is, is the switch records' business.
+    pub fn same_source(&self, other: &SourceIdentity) -> bool {
+        match (self, other) {
+            (
+                SourceIdentity::Mariadb { domain_id, .. },
+                SourceIdentity::Mariadb {
+                    domain_id: other, ..
+                },
+            ) => domain_id == other,
+            _ => self == other,
         }
     }
 
@@ -190,61 +218,6 @@ impl fmt::Display for SourceIdentity {
                 write!(f, "mariadb gtid domain {domain_id}")
             }
             SourceIdentity::Mysql { server_uuid } => write!(f, "mysql server {server_uuid}"),
-        }
-    }
-}
-
-/// The `key=value` lines of an identity, consumed key by key so leftovers can be refused.
-struct Fields<'a>(Vec<(&'a str, &'a str)>);
-
-impl<'a> Fields<'a> {
-    fn read(text: &'a str) -> Result<Fields<'a>, IdentityError> {
-        let mut pairs: Vec<(&str, &str)> = Vec::new();
-        for line in text.lines().filter(|l| !l.is_empty()) {
-            let (key, value) = line
-                .split_once('=')
-                .ok_or_else(|| IdentityError::NotKeyValue {
-                    line: line.to_owned(),
-                })?;
-            if pairs.iter().any(|(k, _)| *k == key) {
-                return Err(IdentityError::DuplicateKey {
-                    key: key.to_owned(),
-                });
-            }
-            pairs.push((key, value));
-        }
-        Ok(Fields(pairs))
-    }
-
-    fn take(&mut self, key: &'static str) -> Result<&'a str, IdentityError> {
-        let index = self
-            .0
-            .iter()
-            .position(|(k, _)| *k == key)
-            .ok_or(IdentityError::MissingKey { key })?;
-        Ok(self.0.remove(index).1)
-    }
-
-    fn number<T: std::str::FromStr>(&mut self, key: &'static str) -> Result<T, IdentityError> {
-        let value = self.take(key)?;
-        // `u64::from_str` accepts a leading '+'; the stored form never has one.
-        value
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-            .then(|| value.parse().ok())
-            .flatten()
-            .ok_or_else(|| IdentityError::NotANumber {
-                key,
-                value: value.to_owned(),
-            })
-    }
-
-    fn finish(self) -> Result<(), IdentityError> {
-        match self.0.first() {
-            Some((key, _)) => Err(IdentityError::UnknownKey {
-                key: (*key).to_owned(),
-            }),
-            None => Ok(()),
         }
     }
 }
@@ -408,6 +381,18 @@ mod tests {
             assert_eq!(err.to_string(), text);
             assert_eq!(err.is_unsupported(), unsupported, "{err}");
         }
+    }
+
+    #[test]
+    fn a_mariadb_source_is_its_gtid_domain() {
+        let mariadb = |domain_id, server_id| SourceIdentity::Mariadb {
+            domain_id,
+            server_id,
+        };
+        assert!(mariadb(7, 1).same_source(&mariadb(7, 2)));
+        assert!(!mariadb(7, 1).same_source(&mariadb(8, 1)));
+        assert!(sample().same_source(&sample()));
+        assert!(!sample().same_source(&mariadb(7, 1)));
     }
 
     proptest! {

@@ -87,7 +87,8 @@ pub enum KeyError {
     #[error(
         "unrecognized archive key \"{key}\": expected <source>/identity, \
          <source>/timelines/<TLI>.history, <source>/wal/<TLI>/<segment>[.partial.<start>-<end>], \
-         <source>/binlog/<server>/<file>[.partial.<start>-<end>|.index.<start>-<end>] \
+         <source>/binlog/<server>/<file>[.partial.<start>-<end>|.index.<start>-<end>], \
+         <source>/servers/<server>.switch \
          or <source>/backups/<id>/(tar/<tablespace>/<chunk>|backup_manifest|meta) \
          with upper-case hex (is another program writing under this prefix?)"
     )]

@@ -2,6 +2,7 @@
 //! base backup metadata.
 
 pub mod backup;
+pub mod fields;
 pub mod identity;
 pub mod key;
 pub mod object;

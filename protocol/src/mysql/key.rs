@@ -7,12 +7,15 @@
 //! <source>/binlog/<server %08X>/<file>.partial.<start %08X>-<end %08X>  bytes [start, end)
 //! <source>/binlog/<server %08X>/<file>.index.<start %08X>-<end %08X>    transactions ending there
 //! <source>/binlog/<server %08X>/<file>.end.<len %08X>                  the file is complete
+//! <source>/servers/<server %08X>.switch                               where server 2, 3, … took over
 //! ```
 //!
 //! A file of at most [`SPAN_BYTES`] is stored complete as one object. A longer one stays a
 //! chain of pieces, none of which crosses a multiple of [`SPAN_BYTES`], and its `.end.`
 //! marker says how long the whole file is: so no writer or reader ever holds more than one
 //! span of a file in memory.
+//!
+//! The switch record is built by [`switch_key`] and read back by [`parse_switch_key`].
 //!
 //! `<server>` numbers the servers the source has followed, from 1, so that a promoted
 //! replica's files never share keys with the old primary's files of the same name.
@@ -42,6 +45,11 @@ impl ServerNo {
     /// The number.
     pub fn get(self) -> u32 {
         self.0
+    }
+
+    /// The server after this one, if the number does not overflow.
+    pub fn next(self) -> Option<ServerNo> {
+        self.0.checked_add(1).map(ServerNo)
     }
 }
 
@@ -96,6 +104,8 @@ pub enum BinlogKey {
 }
 
 const BINLOG: &str = "binlog";
+const SERVERS: &str = "servers";
+const SWITCH: &str = ".switch";
 const PARTIAL: &str = ".partial.";
 const INDEX: &str = ".index.";
 const END: &str = ".end.";
@@ -219,6 +229,34 @@ pub fn file_prefix(source: &SourceName, server: ServerNo, file: &BinlogFileName)
     format!("{}{file}.", server_prefix(source, server))
 }
 
+/// The key of the record of where `server` took over the stream:
+/// `<source>/servers/<server %08X>.switch`.
+pub fn switch_key(source: &SourceName, server: ServerNo) -> String {
+    format!("{}{server}{SWITCH}", switches_prefix(source))
+}
+
+/// Reads a [`switch_key`] back into its source and server number.
+pub fn parse_switch_key(key: &str) -> Result<(SourceName, ServerNo), KeyError> {
+    let unrecognized = || KeyError::Unrecognized {
+        key: key.to_owned(),
+    };
+    let (source, rest) = split_source(key)?;
+    let [SERVERS, name] = *rest.as_slice() else {
+        return Err(unrecognized());
+    };
+    let server = name
+        .strip_suffix(SWITCH)
+        .and_then(parse_hex8)
+        .and_then(ServerNo::new)
+        .ok_or_else(unrecognized)?;
+    Ok((source, server))
+}
+
+/// Every switch record of `source`: `<source>/servers/`.
+pub fn switches_prefix(source: &SourceName) -> String {
+    format!("{source}/{SERVERS}/")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,6 +346,31 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn switch_keys_name_the_server() {
+        let key = switch_key(&shop(), ServerNo::new(2).unwrap());
+        assert_eq!(key, "shop/servers/00000002.switch");
+        assert_eq!(
+            parse_switch_key(&key),
+            Ok((shop(), ServerNo::new(2).unwrap()))
+        );
+        assert_eq!(switches_prefix(&shop()), "shop/servers/");
+        for bad in [
+            "shop/servers/00000000.switch",
+            "shop/servers/0000000a.switch",
+            "shop/servers/2.switch",
+            "shop/servers/00000002",
+            "shop/servers/00000002.switch/x",
+            "shop/binlog/00000002.switch",
+        ] {
+            assert_eq!(
+                parse_switch_key(bad),
+                Err(KeyError::Unrecognized { key: bad.into() }),
+                "{bad}"
+            );
+        }
+    }
+
     fn keys() -> impl Strategy<Value = BinlogKey> {
         let server = (1u32..).prop_map(|n| ServerNo::new(n).unwrap());
         let file = ("[a-z][a-z0-9_-]{0,20}", 0u32..1_000_000)
@@ -351,6 +414,13 @@ mod tests {
         #[test]
         fn parse_never_panics(key in "\\PC{0,80}") {
             let _ = BinlogKey::parse(&key);
+            let _ = parse_switch_key(&key);
+        }
+
+        #[test]
+        fn switch_keys_round_trip(n in 1u32..) {
+            let server = ServerNo::new(n).unwrap();
+            prop_assert_eq!(parse_switch_key(&switch_key(&shop(), server)), Ok((shop(), server)));
         }
     }
 }

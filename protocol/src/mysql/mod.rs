@@ -29,6 +29,8 @@
 //! - [`gtid`] and [`position`]: MariaDB GTIDs and GTID positions, MySQL GTID sets
 //!   (text and the binary encoding of COM_BINLOG_DUMP_GTID), and `FILE:POS`
 //!   binlog positions.
+//! - [`switch`] and [`takeover`]: a MariaDB failover, the record of where a promoted
+//!   server took over a stream, and the search for that point in its binlog.
 //!
 //! Everything is little-endian binlog format v4 (MySQL 5.0+, MariaDB). Nothing
 //! here panics on bytes from a file or the network.
@@ -47,6 +49,8 @@ pub mod lenenc;
 pub mod packet;
 pub mod position;
 pub mod response;
+pub mod switch;
+pub mod takeover;
 pub mod transaction;
 
 pub use auth::{AuthError, AuthPlugin, AuthStep, Login, LoginOptions, LoginStart};
