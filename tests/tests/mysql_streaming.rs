@@ -1,139 +1,32 @@
 //! Binlog streaming end to end: a real MariaDB 10.11, the `logship` binary, and the store
-//! read back independently of the agent.
+//! read back independently of the agent. Bad input is in `mysql_bad_input.rs`, the
+//! commit-to-durable latency in `mysql_rpo.rs`.
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use logship::archive::read_object;
-use logship::mysql::catalog::BinlogCatalog;
-use logship::store::Store;
-use logship_protocol::archive::key::SourceName;
-use logship_protocol::mysql::index;
-use logship_protocol::mysql::key::{BinlogKey, ServerNo};
-use logship_protocol::mysql::{BinlogFileName, BinlogPos, BinlogReader, TransactionTracker};
-use logship_tests::agent::{Agent, last_stderr_line, logship};
+use logship_tests::agent::Agent;
 use logship_tests::archive::TestStore;
+use logship_tests::binlog::{
+    archived_file, archived_index, assert_closed_files_identical, binlog_fetch, committed_ends,
+    start_mysql_agent, wait_closed_files_archived,
+};
 use logship_tests::mariadb::{MariaDb, MariaDbOptions, REPL_PRIVILEGES};
 use logship_tests::util::temp_dir;
 
-fn source() -> SourceName {
-    SourceName::new("default").unwrap()
-}
-
 fn start_agent(db: &MariaDb, store: &TestStore, log_dir: &Path) -> Agent {
-    let mut env = store.env();
-    env.push((
-        "LOGSHIP_SOURCE_DEFAULT_FLUSH_INTERVAL".into(),
-        "200ms".into(),
-    ));
-    Agent::start(
-        &[
-            "--mysql",
-            &db.url("logship", Some("secret")),
-            "--store",
-            &store.url(),
-        ],
-        &env,
+    start_mysql_agent(
+        &db.url("logship", Some("secret")),
+        store,
+        "200ms",
+        &[],
         log_dir,
     )
 }
 
 async fn replication_user(db: &MariaDb) {
     db.create_user("logship", "secret", REPL_PRIVILEGES).await;
-}
-
-/// A binlog file as archived: the complete object, or its pieces from offset 0.
-async fn archived_file(store: &dyn Store, name: &str) -> Option<Vec<u8>> {
-    let file = BinlogFileName::new(name).unwrap();
-    let catalog = BinlogCatalog::load(store, &source()).await.unwrap();
-    let objects = catalog.file(ServerNo::FIRST, &file)?;
-    if objects.complete {
-        let key = BinlogKey::File {
-            server: ServerNo::FIRST,
-            file,
-        }
-        .format(&source());
-        return read_object(store, &key).await.unwrap();
-    }
-    let mut bytes = Vec::new();
-    for range in objects.chain() {
-        let key = BinlogKey::Piece {
-            server: ServerNo::FIRST,
-            file: file.clone(),
-            range,
-        }
-        .format(&source());
-        bytes.extend(read_object(store, &key).await.unwrap()?);
-    }
-    Some(bytes)
-}
-
-/// The transactions the archive's whole-file index lists for a complete file.
-async fn archived_index(store: &dyn Store, name: &str, len: usize) -> Vec<index::IndexEntry> {
-    let key = BinlogKey::Index {
-        server: ServerNo::FIRST,
-        file: BinlogFileName::new(name).unwrap(),
-        range: logship_protocol::archive::pieces::PieceRange::new(0, len as u32).unwrap(),
-    }
-    .format(&source());
-    let content = read_object(store, &key)
-        .await
-        .unwrap()
-        .unwrap_or_else(|| panic!("no whole-file index {key}"));
-    index::parse(&content).unwrap()
-}
-
-/// Waits until every file the server has closed is stored complete and equal to it.
-async fn wait_closed_files_archived(db: &MariaDb, store: &dyn Store, agent: &Agent) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let logs = db.binary_logs().await;
-        let closed: Vec<String> = logs[..logs.len() - 1]
-            .iter()
-            .map(|(f, _)| f.clone())
-            .collect();
-        let catalog = BinlogCatalog::load(store, &source()).await.unwrap();
-        let all_complete = closed.iter().all(|name| {
-            catalog
-                .file(ServerNo::FIRST, &BinlogFileName::new(name).unwrap())
-                .is_some_and(|o| o.complete_len().is_some() && o.pieces.is_empty())
-        });
-        if all_complete {
-            return closed;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "closed binlogs {closed:?} not archived completely within 60 s; agent log:\n{}",
-            agent.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// The committed transactions of a binlog file, by their end offsets, read independently.
-fn committed_ends(name: &str, bytes: &[u8]) -> Vec<u64> {
-    let file = BinlogFileName::new(name).unwrap();
-    let mut tracker = TransactionTracker::new();
-    BinlogReader::read_all(bytes)
-        .unwrap()
-        .iter()
-        .filter_map(|event| {
-            tracker
-                .push(event, &BinlogPos::new(file.clone(), event.end_offset()))
-                .map(|t| t.end.offset())
-        })
-        .collect()
-}
-
-/// Runs `logship binlog-fetch FILE DEST` and checks its exit status.
-fn binlog_fetch(store: &TestStore, file: &str, dest: &Path, status: i32) {
-    let dest = dest.to_str().unwrap();
-    let out = logship(
-        &["--store", &store.url(), "binlog-fetch", file, dest],
-        &store.env(),
-    );
-    assert_eq!(out.status.code(), Some(status), "{out:?}");
 }
 
 fn mariadb_binlog(path: &Path) -> String {
@@ -151,7 +44,7 @@ async fn archived_binlogs_are_byte_identical_to_the_servers() {
     replication_user(&db).await;
     let store = TestStore::file();
     let logs = temp_dir("mysql-streaming");
-    let agent = start_agent(&db, &store, logs.path());
+    let mut agent = start_agent(&db, &store, logs.path());
 
     db.exec(
         "CREATE DATABASE app; \
@@ -191,7 +84,7 @@ async fn archived_binlogs_are_byte_identical_to_the_servers() {
 
     let test_store = store;
     let store = test_store.open().await;
-    let closed = wait_closed_files_archived(&db, store.as_ref(), &agent).await;
+    let closed = wait_closed_files_archived(&db, store.as_ref(), &mut agent).await;
     assert!(closed.len() >= 3, "{closed:?}");
     let mut transactions = 0;
     for name in &closed {
@@ -226,99 +119,6 @@ async fn archived_binlogs_are_byte_identical_to_the_servers() {
     );
 }
 
-/// The FORMAT_DESCRIPTION's flags, at file offset 4 + 17.
-const FDE_FLAGS: usize = 21;
-
-/// Compares a prefix of a file the server still writes with the archived one. They differ
-/// only in the FORMAT_DESCRIPTION: on disk it carries the in-use flag, which the server
-/// clears when it closes the file and never sends; the CRC covers the event as if it were clear.
-fn assert_live_prefix_equal(archived: &[u8], server: &[u8]) {
-    let fde_end = u32::from_le_bytes(server[4 + 13..4 + 17].try_into().unwrap()) as usize;
-    assert_eq!(
-        server[FDE_FLAGS] & 1,
-        1,
-        "the live file's FDE carries the in-use flag"
-    );
-    assert_eq!(
-        archived[FDE_FLAGS] & 1,
-        0,
-        "the archived FDE is as in a closed file"
-    );
-    let mut closed = server[..fde_end].to_vec();
-    closed[FDE_FLAGS] &= !1;
-    assert_eq!(archived[..fde_end], closed[..]);
-    assert!(
-        archived[fde_end..] == server[fde_end..],
-        "the events after the FDE differ"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_file_in_progress_holds_the_last_commit_within_a_second() {
-    let db = MariaDb::start(MariaDbOptions::default());
-    replication_user(&db).await;
-    let store = TestStore::file();
-    let logs = temp_dir("mysql-rpo");
-    let agent = start_agent(&db, &store, logs.path());
-    db.exec("CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, v TEXT)")
-        .await;
-    let test_store = store;
-    let store = test_store.open().await;
-    let mut waits = Vec::new();
-    for i in 0..30 {
-        db.exec(&format!("INSERT INTO app.t VALUES ({i}, 'commit {i}')"))
-            .await;
-        let (file, end) = db.current_binlog().await;
-        let committed = Instant::now();
-        loop {
-            let archived = archived_file(store.as_ref(), &file)
-                .await
-                .unwrap_or_default();
-            if archived.len() as u64 >= end {
-                assert_live_prefix_equal(
-                    &archived[..end as usize],
-                    &db.binlog_file(&file)[..end as usize],
-                );
-                break;
-            }
-            assert!(
-                committed.elapsed() < Duration::from_secs(10),
-                "commit {i} not durable after 10 s; agent log:\n{}",
-                agent.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        waits.push(committed.elapsed());
-    }
-    // binlog-fetch serves the file in progress, with the last commit in it.
-    let (file, end) = db.current_binlog().await;
-    let fetched = logs.path().join(&file);
-    binlog_fetch(&test_store, &file, &fetched, 0);
-    let fetched = std::fs::read(&fetched).unwrap();
-    assert_eq!(fetched.len() as u64, end);
-    assert_live_prefix_equal(&fetched, &db.binlog_file(&file)[..end as usize]);
-    binlog_fetch(
-        &test_store,
-        "binlog.999999",
-        &logs.path().join("missing"),
-        1,
-    );
-    assert!(!logs.path().join("missing").exists());
-
-    waits.sort();
-    let p99 = waits[waits.len() * 99 / 100];
-    eprintln!(
-        "commit to durable in the file store: p50 {:?}, p99 {p99:?}, max {:?}",
-        waits[waits.len() / 2],
-        waits[waits.len() - 1]
-    );
-    // flush_interval is 200 ms: a commit is in the store well within a second.
-    assert!(
-        p99 < Duration::from_millis(1500),
-        "commit to durable waits: {waits:?}"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn survives_kill_9_without_gap_or_duplicate() {
     let db = MariaDb::start(MariaDbOptions::default());
@@ -346,52 +146,8 @@ async fn survives_kill_9_without_gap_or_duplicate() {
     }
     db.exec("FLUSH BINARY LOGS").await;
     let store = store.open().await;
-    let closed = wait_closed_files_archived(&db, store.as_ref(), &agent).await;
-    let mut ends = 0;
-    for name in &closed {
-        let server = db.binlog_file(name);
-        assert!(
-            archived_file(store.as_ref(), name).await.unwrap() == server,
-            "{name} differs"
-        );
-        let index = archived_index(store.as_ref(), name, server.len()).await;
-        assert_eq!(
-            index.iter().map(|e| u64::from(e.end)).collect::<Vec<_>>(),
-            committed_ends(name, &server),
-            "{name}: every transaction exactly once"
-        );
-        ends += index.len();
-    }
+    let closed = wait_closed_files_archived(&db, store.as_ref(), &mut agent).await;
+    let ends = assert_closed_files_identical(&db, store.as_ref(), &closed).await;
     // The harness's CREATE USER and GRANT, two DDL statements and 100 inserts.
     assert_eq!(ends, 104);
-}
-
-fn run_once(db_url: &str, store: &TestStore) -> std::process::Output {
-    let mut env = store.env();
-    env.push((
-        "LOGSHIP_METRICS_LISTEN".into(),
-        format!("127.0.0.1:{}", logship_tests::util::free_port()),
-    ));
-    logship(&["--mysql", db_url, "--store", &store.url(), "run"], &env)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_wrong_password_fails_at_once_and_writes_nothing() {
-    let db = MariaDb::start(MariaDbOptions::default());
-    replication_user(&db).await;
-    let store = TestStore::file();
-    let out = run_once(&db.url("logship", Some("wrong")), &store);
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    assert_eq!(
-        last_stderr_line(&out),
-        format!(
-            "error: source default: cannot connect to mysql at 127.0.0.1:{}: Access denied for user 'logship'@'localhost' (using password: YES) (check the password in the source URL or MYSQL_PWD)",
-            db.port()
-        )
-    );
-    let store = store.open().await;
-    assert!(
-        store.list("").await.unwrap().is_empty(),
-        "nothing is written"
-    );
 }
