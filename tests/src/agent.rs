@@ -154,6 +154,50 @@ pub fn logship(args: &[&str], env: &[(String, String)]) -> Output {
         .expect("run logship")
 }
 
+/// Runs `logship <args>` like [`logship`], but kills it and fails the test when it has not
+/// exited within `timeout`: a command that must fail at once may not hang the suite.
+pub fn logship_within(args: &[&str], env: &[(String, String)], timeout: Duration) -> Output {
+    let mut child = Command::new(logship_bin())
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("LOGSHIP_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run logship");
+    // Read both pipes meanwhile, so that a chatty child never blocks on a full pipe.
+    let read = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = read(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = read(child.stderr.take().map(|p| Box::new(p) as _));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for logship") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = String::from_utf8_lossy(&stderr.join().unwrap_or_default()).into_owned();
+            panic!("logship {args:?} did not exit within {timeout:?}; its stderr:\n{stderr}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    }
+}
+
 /// The last line a failed command printed on stderr.
 pub fn last_stderr_line(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr)

@@ -73,6 +73,17 @@ impl TestStore {
     }
 }
 
+/// Every object in the store, key and content, in key order: compare two snapshots to
+/// show that a command wrote nothing.
+pub async fn snapshot(store: &dyn Store) -> Vec<(String, Vec<u8>)> {
+    let mut objects = Vec::new();
+    for info in store.list("").await.expect("list the store") {
+        let content = store.get(&info.key).await.expect("read an object");
+        objects.push((info.key, content.to_vec()));
+    }
+    objects
+}
+
 /// The end of the newest durable WAL, read from the store itself.
 pub async fn durable_end(store: &dyn Store, source: &SourceName) -> Option<(TimelineId, Lsn)> {
     let catalog = WalCatalog::load(store, source, WalSegSize::DEFAULT)

@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod archive;
+pub mod binlog;
 pub mod mariadb;
 pub mod pg;
 pub mod restore;

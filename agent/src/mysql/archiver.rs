@@ -280,6 +280,24 @@ impl BinlogArchiver {
         }
     }
 
+    /// The end of the archive once everything received is durable: after a restart that
+    /// re-streams a file from its start, the end of its durable pieces.
+    pub fn archive_end(&self) -> Option<BinlogPos> {
+        match (&self.current, &self.completed) {
+            (Some(current), _) => Some(BinlogPos::new(
+                current.name.clone(),
+                u64::from(current.len.max(current.stack.end())),
+            )),
+            (None, Some((file, len))) => Some(BinlogPos::new(file.clone(), u64::from(*len))),
+            (None, None) => None,
+        }
+    }
+
+    /// Whether what was received ends with a complete file, before any byte of the next.
+    pub fn is_between_files(&self) -> bool {
+        self.current.is_none() && self.completed.is_some()
+    }
+
     /// True while uploads are still running.
     pub fn is_busy(&self) -> bool {
         self.uploads.is_busy()
@@ -376,6 +394,10 @@ impl BinlogArchiver {
     async fn follow_rotate(&mut self, next: &str) -> Result<(), ArchiveError> {
         let next = file_name(next)?;
         if self.current.as_ref().is_some_and(|c| c.name == next) {
+            return Ok(());
+        }
+        // A dump resumed after a complete file starts in it, at its end: stay between files.
+        if self.current.is_none() && self.completed.as_ref().is_some_and(|(f, _)| *f == next) {
             return Ok(());
         }
         if self

@@ -1,13 +1,14 @@
 //! One MySQL/MariaDB source: connect as a replica, check the server, claim the archive,
 //! and stream the binlog into the archiver until shutdown, reconnecting as needed.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use logship_protocol::archive::SourceIdentity;
 use logship_protocol::archive::key::SourceName;
-use logship_protocol::mysql::BinlogPos;
 use logship_protocol::mysql::key::ServerNo;
+use logship_protocol::mysql::{BinlogFileName, BinlogPos};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -55,14 +56,28 @@ pub enum SourceError {
         "the server reports server_uuid {uuid:?}, which is not a UUID (check the server's auto.cnf)"
     )]
     BadUuid { uuid: String },
-    #[error(
-        "the server no longer has binlog {needed}, which the archive needs next (archived up to {archived}; the server's oldest binlog is {oldest}): the binlog between them is lost; take a new base backup with `logship backup`, then move the source's archive aside to start it anew"
-    )]
-    Purged {
-        needed: String,
-        archived: BinlogPos,
-        oldest: String,
-    },
+    #[error(transparent)]
+    Purged(Box<PurgedBinlog>),
+}
+
+/// Binlog the server purged before it was archived: the archive cannot go on past the gap.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "binlog {lost_from} up to {oldest}:4 is lost: the server purged it before it was archived \
+     (the archive ends at {archived}; the server's oldest binlog is {oldest}); to archive this \
+     server again, move this source's prefix in store {store} aside or give the source a new \
+     name, take a new base backup, and keep binlogs longer on the server \
+     (binlog_expire_logs_seconds)"
+)]
+pub struct PurgedBinlog {
+    /// Where the lost stretch starts.
+    pub lost_from: BinlogPos,
+    /// The end of the archive.
+    pub archived: BinlogPos,
+    /// The oldest binlog the server has: the lost stretch ends at its start.
+    pub oldest: BinlogFileName,
+    /// The store's URL.
+    pub store: String,
 }
 
 impl From<HistoryError> for SourceError {
@@ -91,7 +106,7 @@ impl SourceError {
             SourceError::Identity(IdentityError::Mismatch { .. })
             | SourceError::BadUuid { .. }
             | SourceError::TooManyServers { .. }
-            | SourceError::Purged { .. }
+            | SourceError::Purged(_)
             | SourceError::PasswordFile(_) => true,
             _ => false,
         }
@@ -103,6 +118,8 @@ pub struct MysqlSource {
     config: MysqlSourceConfig,
     store: Arc<dyn Store>,
     metrics: SourceMetrics,
+    /// Server warnings already logged: each is logged once, not at every reconnect.
+    warned: Mutex<HashSet<String>>,
 }
 
 impl MysqlSource {
@@ -116,6 +133,7 @@ impl MysqlSource {
             config,
             store,
             metrics,
+            warned: Mutex::default(),
         }
     }
 
@@ -265,15 +283,28 @@ impl MysqlSource {
         Ok(conn)
     }
 
+    /// Logs each of the server's warnings the first time it is seen.
+    fn warn_once(&self, warnings: &[String]) {
+        let mut warned = self
+            .warned
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for warning in warnings {
+            if warned.insert(warning.clone()) {
+                tracing::warn!("{warning}");
+            }
+        }
+    }
+
     /// Connects, checks the server and claims the archive for it.
     async fn connect(&self) -> Result<MysqlConnection, SourceError> {
         let options =
             ConnectOptions::from_url(&self.config.common.url, self.config.common.file_password()?)?;
-        let conn = MysqlConnection::connect(&options).await?;
+        let mut conn = MysqlConnection::connect(&options).await?;
+        conn.check_server_id(&self.dump_options(conn.info().current.clone()))
+            .await?;
         let info = conn.info();
-        for warning in &info.warnings {
-            tracing::warn!("{warning}");
-        }
+        self.warn_once(&info.warnings);
         let identity = identity_of(info)?;
         // Check everything before writing anything to the store.
         let recorded = verify_identity(self.store.as_ref(), self.name(), &identity).await?;
@@ -284,6 +315,13 @@ impl MysqlSource {
         Ok(conn)
     }
 
+    /// The dump this source asks for, from `start`.
+    fn dump_options(&self, start: BinlogPos) -> DumpOptions {
+        let mut options = DumpOptions::new(self.config.server_id, DumpStart::Position(start));
+        options.heartbeat = HEARTBEAT;
+        options
+    }
+
     /// Runs one dump. Returns `Ok(true)` only after a shutdown made everything durable.
     async fn stream(
         &self,
@@ -291,13 +329,22 @@ impl MysqlSource {
         archiver: &mut BinlogArchiver,
         shutdown: &CancellationToken,
     ) -> Result<bool, SourceError> {
-        let Some(start) = archiver.received() else {
+        let (Some(received), Some(archived)) = (archiver.received(), archiver.archive_end()) else {
             return Err(ArchiveError::NoFile.into());
         };
-        check_not_purged(conn.info(), &start)?;
-        let mut options = DumpOptions::new(self.config.server_id, DumpStart::Position(start));
-        options.heartbeat = HEARTBEAT;
-        let mut stream = conn.start_dump(&options).await?;
+        let info = conn.info();
+        let binlogs: Vec<&BinlogFileName> = info.binlogs.iter().map(|(f, _)| f).collect();
+        let between_files = archiver.is_between_files();
+        let start =
+            dump_start(received, archived.clone(), between_files, &binlogs).map_err(|lost| {
+                SourceError::Purged(Box::new(PurgedBinlog {
+                    lost_from: lost.lost_from,
+                    archived,
+                    oldest: lost.oldest.unwrap_or_else(|| info.current.file().clone()),
+                    store: self.store.url().to_owned(),
+                }))
+            })?;
+        let mut stream = conn.start_dump(&self.dump_options(start)).await?;
         self.metrics.set_connected(true);
         let flush_every_event = self.config.common.flush_interval.is_zero();
         let period = self
@@ -382,19 +429,123 @@ fn resume_from(catalog: &BinlogCatalog, history: &ServerHistory, info: &ServerIn
     }
 }
 
-/// Refuses to dump from a file the server no longer has: that stretch of binlog is lost,
-/// and streaming on from the oldest file would hide the gap.
-fn check_not_purged(info: &ServerInfo, start: &BinlogPos) -> Result<(), SourceError> {
-    if info.binlogs.iter().any(|(file, _)| file == start.file()) {
-        return Ok(());
+/// What the server no longer has: where the lost stretch starts, and its oldest binlog.
+#[derive(Debug, PartialEq, Eq)]
+struct Lost {
+    lost_from: BinlogPos,
+    oldest: Option<BinlogFileName>,
+}
+
+/// Where the next dump starts, given the end of what was received, the end of the
+/// archive in the same file (`between_files`: the end of a complete file) and the
+/// binlogs the server has, oldest first. Refuses a file the server purged: that stretch
+/// of binlog is lost, and streaming on from the oldest file would hide the gap. After a
+/// complete file nothing of it is owed, so the next file continues the archive with no
+/// gap when the server still has that one.
+fn dump_start(
+    received: BinlogPos,
+    archived: BinlogPos,
+    between_files: bool,
+    binlogs: &[&BinlogFileName],
+) -> Result<BinlogPos, Lost> {
+    let has = |file: &BinlogFileName| binlogs.contains(&file);
+    if has(received.file()) {
+        return Ok(received);
     }
-    let oldest = info
-        .binlogs
-        .first()
-        .map_or_else(|| "none".to_owned(), |(file, _)| file.to_string());
-    Err(SourceError::Purged {
-        needed: start.file().to_string(),
-        archived: start.clone(),
-        oldest,
+    let next = archived
+        .file()
+        .next()
+        .map(|file| BinlogPos::new(file, BinlogPos::FIRST_EVENT));
+    let lost_from = match next {
+        Some(next) if between_files && has(next.file()) => return Ok(next),
+        Some(next) if between_files => next,
+        _ => archived,
+    };
+    Err(Lost {
+        lost_from,
+        oldest: binlogs.first().map(|&f| f.clone()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str) -> BinlogFileName {
+        BinlogFileName::new(name).unwrap()
+    }
+
+    fn pos(name: &str, offset: u64) -> BinlogPos {
+        BinlogPos::new(file(name), offset)
+    }
+
+    /// The dump start for an archive that ends at `archived`, re-streamed from the file's
+    /// start when it ends within a file (as after a restart).
+    fn start(archived: BinlogPos, between_files: bool, server: &[&str]) -> Result<BinlogPos, Lost> {
+        let server: Vec<BinlogFileName> = server.iter().map(|n| file(n)).collect();
+        let received = match between_files {
+            true => archived.clone(),
+            false => BinlogPos::new(archived.file().clone(), BinlogPos::FIRST_EVENT),
+        };
+        dump_start(
+            received,
+            archived,
+            between_files,
+            &server.iter().collect::<Vec<_>>(),
+        )
+    }
+
+    #[test]
+    fn continues_where_the_server_still_has_the_file() {
+        let server = ["binlog.000002", "binlog.000003"];
+        assert_eq!(
+            start(pos("binlog.000002", 900), false, &server),
+            Ok(pos("binlog.000002", 4))
+        );
+        assert_eq!(
+            start(pos("binlog.000002", 900), true, &server),
+            Ok(pos("binlog.000002", 900))
+        );
+    }
+
+    /// Regression: after a complete file the server purged, the dump asked for that file
+    /// and the source stopped, though nothing was lost.
+    #[test]
+    fn after_a_complete_purged_file_continues_with_the_next() {
+        assert_eq!(
+            start(
+                pos("binlog.000001", 900),
+                true,
+                &["binlog.000002", "binlog.000003"]
+            ),
+            Ok(pos("binlog.000002", 4))
+        );
+    }
+
+    #[test]
+    fn names_the_lost_stretch() {
+        let server = ["binlog.000003", "binlog.000004"];
+        assert_eq!(
+            start(pos("binlog.000001", 900), true, &server),
+            Err(Lost {
+                lost_from: pos("binlog.000002", 4),
+                oldest: Some(file("binlog.000003")),
+            })
+        );
+        // Within a file, the rest of it is lost too; so is all of it when the next one is there.
+        assert_eq!(
+            start(pos("binlog.000002", 900), false, &server),
+            Err(Lost {
+                lost_from: pos("binlog.000002", 900),
+                oldest: Some(file("binlog.000003")),
+            })
+        );
+        assert_eq!(
+            start(pos("binlog.000002", 900), false, &["binlog.000003"]),
+            Err(Lost {
+                lost_from: pos("binlog.000002", 900),
+                oldest: Some(file("binlog.000003")),
+            })
+        );
+    }
 }

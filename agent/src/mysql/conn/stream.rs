@@ -110,6 +110,13 @@ pub struct BinlogStream {
 }
 
 impl MysqlConnection {
+    /// Refuses a server_id another replica (by another report_host) is registered with,
+    /// before anything is written for the dump; [`start_dump`](MysqlConnection::start_dump)
+    /// checks again. Passes when the user may not run `SHOW SLAVE HOSTS`.
+    pub async fn check_server_id(&mut self, opts: &DumpOptions) -> Result<(), MysqlError> {
+        self.session.check_server_id(opts).await
+    }
+
     /// Starts a binlog dump; the connection becomes the stream.
     ///
     /// Refuses server_id 0, and a server_id another replica is registered with (when the
