@@ -46,6 +46,31 @@ impl FileObjects {
             .map(|r| r.end())
             .max()
     }
+
+    /// How many bytes of the file, from offset 0, the store holds durably: the complete
+    /// file's length, or the end of the chain of pieces. `None` when neither is known
+    /// (a complete file whose index is missing, or no piece from offset 0).
+    pub fn durable_len(&self) -> Option<u32> {
+        if self.complete {
+            return self.complete_len();
+        }
+        self.chain().last().map(|r| r.end())
+    }
+
+    /// The ranges of the transaction indexes that cover the durable prefix, newest last:
+    /// the whole-file index of a complete file, or the index of each piece of the chain
+    /// that has one.
+    pub fn durable_indexes(&self) -> Vec<PieceRange> {
+        let has_index = |range: &PieceRange| self.indexes.contains(range);
+        match self.complete_len() {
+            Some(len) => PieceRange::new(0, len)
+                .filter(has_index)
+                .into_iter()
+                .collect(),
+            None if self.complete => Vec::new(),
+            None => self.chain().into_iter().filter(has_index).collect(),
+        }
+    }
 }
 
 /// Everything archived for a source's binlog, by server and file.

@@ -6,9 +6,11 @@
 //! - [`archiver`]: turns the binlog stream into objects and owns the durable position.
 //! - [`catalog`]: what the store holds for a source, by server and binlog file.
 //! - [`fetch`]: `binlog-fetch`, one archived binlog file back, byte for byte.
+//! - [`summary`]: what `logship list` shows: archived files, gaps, the newest commit.
 
 pub mod archiver;
 pub mod catalog;
 pub mod conn;
 pub mod fetch;
 pub mod source;
+pub mod summary;
