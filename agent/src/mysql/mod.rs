@@ -7,10 +7,13 @@
 //! - [`catalog`]: what the store holds for a source, by server and binlog file.
 //! - [`fetch`]: `binlog-fetch`, one archived binlog file back, byte for byte.
 //! - [`summary`]: what `logship list` shows: archived files, gaps, the newest commit.
+//! - [`offsets`], [`progress`]: positions as global byte offsets, for the metrics.
 
 pub mod archiver;
 pub mod catalog;
 pub mod conn;
 pub mod fetch;
+pub mod offsets;
+pub mod progress;
 pub mod source;
 pub mod summary;

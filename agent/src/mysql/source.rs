@@ -19,6 +19,8 @@ use crate::mysql::catalog::BinlogCatalog;
 use crate::mysql::conn::{
     ConnectOptions, DumpItem, DumpOptions, DumpStart, MysqlConnection, MysqlError, ServerInfo,
 };
+use crate::mysql::offsets::GlobalOffsets;
+use crate::mysql::progress::BinlogProgress;
 use crate::store::{Store, StoreError};
 
 const FIRST_RECONNECT: Duration = Duration::from_millis(500);
@@ -106,10 +108,12 @@ impl MysqlSource {
         let catalog = BinlogCatalog::load(self.store.as_ref(), self.name()).await?;
         let resume = resume_from(&catalog, conn.info());
         tracing::info!(start = %resume.dump_start(), "starting the binlog dump");
+        let offsets =
+            GlobalOffsets::from_archive(&catalog, resume.server(), resume.dump_start().file());
         let mut archiver = BinlogArchiver::new(
             self.store.clone(),
             self.name().clone(),
-            self.metrics.clone(),
+            BinlogProgress::new(self.metrics.clone(), offsets),
             &resume,
         );
         let mut conn = Some(conn);
@@ -186,6 +190,7 @@ impl MysqlSource {
             return Err(ArchiveError::NoFile.into());
         };
         check_not_purged(conn.info(), &start)?;
+        archiver.progress().connected(conn.info());
         let mut options = DumpOptions::new(self.config.server_id, DumpStart::Position(start));
         options.heartbeat = HEARTBEAT;
         let mut stream = conn.start_dump(&options).await?;
