@@ -151,6 +151,16 @@ impl SourceMetrics {
         });
     }
 
+    /// Received up to `position`, which the server had written at `time`: one update for
+    /// both, as a binlog source reports it for every event.
+    pub fn set_received_from_server(&self, position: u64, time: Timestamp) {
+        self.update(|s| {
+            s.received = s.received.max(position);
+            s.server = s.server.max(position);
+            s.server_time = Some(time);
+        });
+    }
+
     /// The commit time of the newest transaction whose commit is durable.
     pub fn set_newest_durable_commit(&self, time: Timestamp) {
         self.update(|s| s.newest_durable_commit = Some(time));

@@ -70,8 +70,7 @@ impl BinlogProgress {
         }
         self.receiving = Some((file, end));
         let at = self.offsets.global(file, u64::from(end));
-        self.metrics.set_received(at);
-        self.metrics.set_server(at, Some(self.server_now()));
+        self.metrics.set_received_from_server(at, self.server_now());
     }
 
     /// A heartbeat: the server has sent everything of `log_file` up to `pos`, and is idle.
