@@ -191,7 +191,8 @@ pub async fn list(config: &Config, source: Option<&str>, json: bool) -> anyhow::
             config.sources.iter().map(|s| s.name().clone()).collect()
         }
         None => match stored_sources(store.as_ref()).await?.as_slice() {
-            [] => return pick_source(config, store.as_ref(), None).await.map(|_| ()),
+            // The error for an empty store; or the source an agent created meanwhile.
+            [] => vec![pick_source(config, store.as_ref(), None).await?],
             all => all.to_vec(),
         },
     };

@@ -1,13 +1,19 @@
-//! `logship list [--source N] [--json]`: the backups, the archived WAL with its gaps, and
-//! the restorable window of each source, as a table or as DESIGN.md §2's JSON object.
+//! `logship list [--source N] [--json]`: the backups, the archived WAL or binlog with its
+//! gaps, and the restorable window of each source, as a table or as DESIGN.md §2's JSON
+//! object.
 
 use std::io::{self, Write};
 
+use logship_protocol::archive::SourceIdentity;
 use logship_protocol::archive::key::SourceName;
 use serde::Serialize;
 
+use crate::identity::{IdentityError, read_identity};
+use crate::mysql::summary::{
+    BinlogGap, BinlogRange, BinlogSummary, load_binlog_summary, system_id,
+};
 use crate::pg::window::{SourceSummary, WalRange, WindowError, load_source};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::timefmt::format_time;
 
 /// Why the listing could not be produced.
@@ -15,8 +21,22 @@ use crate::timefmt::format_time;
 pub enum ListError {
     #[error(transparent)]
     Window(#[from] WindowError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error(
+        "store {store} holds no archive for source {source_name:?} (check --source and the store URL)"
+    )]
+    NoArchive { store: String, source_name: String },
     #[error("cannot write the listing: {0} (check that standard output is open and writable)")]
     Write(#[from] io::Error),
+}
+
+/// What the listing shows of one source, by kind.
+enum Summary {
+    Postgres(SourceSummary),
+    Binlog(BinlogSummary),
 }
 
 /// Summarizes each of `sources` and writes them to `out`, as JSON when `json` is set.
@@ -28,7 +48,19 @@ pub async fn list(
 ) -> Result<(), ListError> {
     let mut summaries = Vec::with_capacity(sources.len());
     for source in sources {
-        summaries.push(load_source(store, source).await?.summary);
+        let summary = match read_identity(store, source).await? {
+            None => {
+                return Err(ListError::NoArchive {
+                    store: store.url().to_owned(),
+                    source_name: source.to_string(),
+                });
+            }
+            Some(SourceIdentity::Postgres { .. }) => {
+                Summary::Postgres(load_source(store, source).await?.summary)
+            }
+            Some(identity) => Summary::Binlog(load_binlog_summary(store, source, identity).await?),
+        };
+        summaries.push(summary);
     }
     if json {
         write_json(&summaries, out)?;
@@ -54,6 +86,12 @@ struct SourceJson {
     archive: Vec<RangeJson>,
     gaps: Vec<RangeJson>,
     window: Option<WindowJson>,
+    /// MySQL/MariaDB only: every archived binlog file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    files: Option<Vec<FileJson>>,
+    /// MySQL/MariaDB only: the newest durable commit, or null.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    newest_commit: Option<Option<CommitJson>>,
 }
 
 #[derive(Serialize)]
@@ -72,6 +110,30 @@ struct RangeJson {
     timeline_or_server: String,
     from: String,
     to: String,
+    /// MySQL/MariaDB gaps only: the files missing entirely, or null for a file held in part.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    missing: Option<Option<MissingJson>>,
+}
+
+#[derive(Serialize)]
+struct MissingJson {
+    first: String,
+    last: String,
+}
+
+#[derive(Serialize)]
+struct FileJson {
+    server: String,
+    name: String,
+    length: u32,
+    complete: bool,
+}
+
+#[derive(Serialize)]
+struct CommitJson {
+    time: String,
+    position: String,
+    gtid: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -86,6 +148,70 @@ impl From<&WalRange> for RangeJson {
             timeline_or_server: range.timeline.to_string(),
             from: range.from.to_string(),
             to: range.to.to_string(),
+            missing: None,
+        }
+    }
+}
+
+impl From<&BinlogRange> for RangeJson {
+    fn from(range: &BinlogRange) -> RangeJson {
+        RangeJson {
+            timeline_or_server: range.server.get().to_string(),
+            from: range.from.to_string(),
+            to: range.to.to_string(),
+            missing: None,
+        }
+    }
+}
+
+impl From<&BinlogGap> for RangeJson {
+    fn from(gap: &BinlogGap) -> RangeJson {
+        RangeJson {
+            missing: Some(gap.missing.as_ref().map(|(first, last)| MissingJson {
+                first: first.to_string(),
+                last: last.to_string(),
+            })),
+            ..RangeJson::from(&gap.range)
+        }
+    }
+}
+
+impl From<&BinlogSummary> for SourceJson {
+    fn from(summary: &BinlogSummary) -> SourceJson {
+        SourceJson {
+            name: summary.name.to_string(),
+            kind: MYSQL_KIND,
+            system_id: system_id(&summary.identity),
+            backups: Vec::new(),
+            archive: summary.archive.iter().map(RangeJson::from).collect(),
+            gaps: summary.gaps.iter().map(RangeJson::from).collect(),
+            window: None,
+            files: Some(
+                summary
+                    .files
+                    .iter()
+                    .map(|f| FileJson {
+                        server: f.server.get().to_string(),
+                        name: f.name.to_string(),
+                        length: f.len,
+                        complete: f.complete,
+                    })
+                    .collect(),
+            ),
+            newest_commit: Some(summary.newest_commit.as_ref().map(|c| CommitJson {
+                time: format_time(c.time),
+                position: c.end.to_string(),
+                gtid: c.gtid.clone(),
+            })),
+        }
+    }
+}
+
+impl From<&Summary> for SourceJson {
+    fn from(summary: &Summary) -> SourceJson {
+        match summary {
+            Summary::Postgres(summary) => SourceJson::from(summary),
+            Summary::Binlog(summary) => SourceJson::from(summary),
         }
     }
 }
@@ -115,11 +241,13 @@ impl From<&SourceSummary> for SourceJson {
                 start: format_time(w.start),
                 end: format_time(w.end),
             }),
+            files: None,
+            newest_commit: None,
         }
     }
 }
 
-fn write_json(summaries: &[SourceSummary], out: &mut impl Write) -> io::Result<()> {
+fn write_json(summaries: &[Summary], out: &mut impl Write) -> io::Result<()> {
     let listing = ListJson {
         sources: summaries.iter().map(SourceJson::from).collect(),
     };
@@ -127,14 +255,104 @@ fn write_json(summaries: &[SourceSummary], out: &mut impl Write) -> io::Result<(
     writeln!(out)
 }
 
-fn write_text(summaries: &[SourceSummary], out: &mut impl Write) -> io::Result<()> {
+fn write_text(summaries: &[Summary], out: &mut impl Write) -> io::Result<()> {
     for (index, summary) in summaries.iter().enumerate() {
         if index > 0 {
             writeln!(out)?;
         }
-        write_source(summary, out)?;
+        match summary {
+            Summary::Postgres(summary) => write_source(summary, out)?,
+            Summary::Binlog(summary) => write_binlog_source(summary, out)?,
+        }
     }
     Ok(())
+}
+
+/// The `kind` of a MySQL or MariaDB source, as in the configuration.
+const MYSQL_KIND: &str = "mysql";
+
+fn write_binlog_source(summary: &BinlogSummary, out: &mut impl Write) -> io::Result<()> {
+    let identity = match &summary.identity {
+        SourceIdentity::Mariadb { .. } => format!("MariaDB GTID {}", system_id(&summary.identity)),
+        SourceIdentity::Mysql { .. } => format!("server_uuid {}", system_id(&summary.identity)),
+        other => other.to_string(),
+    };
+    writeln!(out, "source {} ({MYSQL_KIND}, {identity})", summary.name)?;
+    writeln!(
+        out,
+        "  backups: none (MySQL and MariaDB base backups are not supported yet)"
+    )?;
+    if summary.archive.is_empty() {
+        writeln!(out, "  archived binlog: none yet")?;
+    } else {
+        writeln!(out, "  archived binlog:")?;
+        for range in &summary.archive {
+            writeln!(
+                out,
+                "    server {}: {} .. {}",
+                range.server.get(),
+                range.from,
+                range.to
+            )?;
+            let rows = summary
+                .files
+                .iter()
+                .filter(|f| f.server == range.server)
+                .map(|f| {
+                    let state = if f.complete {
+                        "complete"
+                    } else {
+                        "in progress"
+                    };
+                    [f.name.to_string(), f.len.to_string(), state.to_owned()]
+                });
+            write_table(
+                out,
+                "      ",
+                ["file", "bytes", "state"].map(str::to_owned),
+                rows.collect(),
+            )?;
+        }
+    }
+    if summary.gaps.is_empty() {
+        writeln!(out, "  gaps: none")?;
+    } else {
+        writeln!(out, "  gaps:")?;
+        for gap in &summary.gaps {
+            let what = match &gap.missing {
+                Some((first, last)) if first == last => format!("{first} is missing"),
+                Some((first, last)) => format!("{first} to {last} are missing"),
+                None => format!("the rest of {} is missing", gap.range.from.file()),
+            };
+            writeln!(
+                out,
+                "    server {}: {} .. {} ({what})",
+                gap.range.server.get(),
+                gap.range.from,
+                gap.range.to
+            )?;
+        }
+    }
+    match &summary.newest_commit {
+        Some(commit) => {
+            let gtid = commit
+                .gtid
+                .as_deref()
+                .map(|g| format!("GTID {g}, "))
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "  newest durable commit: {} ({gtid}ending at {})",
+                format_time(commit.time),
+                commit.end
+            )?;
+        }
+        None => writeln!(out, "  newest durable commit: none yet")?,
+    }
+    writeln!(
+        out,
+        "  restorable window: none (no restore is possible until a base backup exists, and MySQL and MariaDB base backups are not supported yet)"
+    )
 }
 
 fn write_source(summary: &SourceSummary, out: &mut impl Write) -> io::Result<()> {
@@ -167,7 +385,7 @@ fn write_source(summary: &SourceSummary, out: &mut impl Write) -> io::Result<()>
                 human_bytes(b.stored_bytes),
             ]
         });
-        write_table(out, header.map(str::to_owned), rows.collect())?;
+        write_table(out, "    ", header.map(str::to_owned), rows.collect())?;
     }
     write_ranges(out, "archived WAL", &summary.archive, "none yet")?;
     write_ranges(out, "gaps", &summary.gaps, "none")?;
@@ -209,9 +427,10 @@ fn write_ranges(
     Ok(())
 }
 
-/// Writes rows under a header, each column as wide as its widest cell.
+/// Writes rows under a header, each column as wide as its widest cell, after `indent`.
 fn write_table<const N: usize>(
     out: &mut impl Write,
+    indent: &str,
     header: [String; N],
     rows: Vec<[String; N]>,
 ) -> io::Result<()> {
@@ -227,7 +446,7 @@ fn write_table<const N: usize>(
             .zip(widths)
             .map(|(cell, width)| format!("{cell:<width$}"))
             .collect();
-        writeln!(out, "    {}", cells.join("  ").trim_end())?;
+        writeln!(out, "{indent}{}", cells.join("  ").trim_end())?;
     }
     Ok(())
 }
@@ -314,14 +533,22 @@ mod tests {
 
     fn text_of(summaries: &[SourceSummary]) -> String {
         let mut out = Vec::new();
-        write_text(summaries, &mut out).unwrap();
+        write_text(
+            &summaries
+                .iter()
+                .cloned()
+                .map(Summary::Postgres)
+                .collect::<Vec<_>>(),
+            &mut out,
+        )
+        .unwrap();
         String::from_utf8(out).unwrap()
     }
 
     #[test]
     fn json_has_the_documented_shape() {
         let mut out = Vec::new();
-        write_json(&[summary()], &mut out).unwrap();
+        write_json(&[Summary::Postgres(summary())], &mut out).unwrap();
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(
             value,
@@ -355,7 +582,7 @@ mod tests {
         s.window = None;
         s.backups.clear();
         let mut out = Vec::new();
-        write_json(&[s], &mut out).unwrap();
+        write_json(&[Summary::Postgres(s)], &mut out).unwrap();
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(value["sources"][0]["window"], serde_json::Value::Null);
         assert_eq!(value["sources"][0]["backups"], serde_json::json!([]));
@@ -408,6 +635,125 @@ source other (postgres, system identifier 7312345678901234567)
   archived WAL: none yet
   gaps: none
   restorable window: none (there is no base backup yet; take one with logship backup)
+"
+        );
+    }
+
+    fn binlog_summary() -> BinlogSummary {
+        use crate::mysql::summary::{ArchivedFile, NewestCommit};
+        use logship_protocol::mysql::BinlogFileName;
+        use logship_protocol::mysql::key::ServerNo;
+        let file = |name: &str, len, complete| ArchivedFile {
+            server: ServerNo::FIRST,
+            name: BinlogFileName::new(name).unwrap(),
+            len,
+            complete,
+        };
+        let range = |from: &str, to: &str| BinlogRange {
+            server: ServerNo::FIRST,
+            from: from.parse().unwrap(),
+            to: to.parse().unwrap(),
+        };
+        BinlogSummary {
+            name: SourceName::new("shop").unwrap(),
+            identity: SourceIdentity::Mariadb {
+                domain_id: 0,
+                server_id: 1,
+            },
+            files: vec![
+                file("binlog.000001", 1234, true),
+                file("binlog.000003", 56789, true),
+                file("binlog.000004", 385, false),
+            ],
+            archive: vec![range("binlog.000001:4", "binlog.000004:385")],
+            gaps: vec![BinlogGap {
+                range: range("binlog.000001:1234", "binlog.000003:4"),
+                missing: Some((
+                    BinlogFileName::new("binlog.000002").unwrap(),
+                    BinlogFileName::new("binlog.000002").unwrap(),
+                )),
+            }],
+            newest_commit: Some(NewestCommit {
+                end: "binlog.000004:385".parse().unwrap(),
+                time: ts("2026-11-21T10:30:12Z"),
+                gtid: Some("0-1-42".into()),
+            }),
+        }
+    }
+
+    #[test]
+    fn binlog_json_has_the_documented_shape() {
+        let mut out = Vec::new();
+        write_json(&[Summary::Binlog(binlog_summary())], &mut out).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"sources": [{
+                "name": "shop",
+                "kind": "mysql",
+                "system_id": "domain 0, server_id 1",
+                "backups": [],
+                "archive": [
+                    {"timeline_or_server": "1", "from": "binlog.000001:4", "to": "binlog.000004:385"},
+                ],
+                "gaps": [{
+                    "timeline_or_server": "1",
+                    "from": "binlog.000001:1234",
+                    "to": "binlog.000003:4",
+                    "missing": {"first": "binlog.000002", "last": "binlog.000002"},
+                }],
+                "window": null,
+                "files": [
+                    {"server": "1", "name": "binlog.000001", "length": 1234, "complete": true},
+                    {"server": "1", "name": "binlog.000003", "length": 56789, "complete": true},
+                    {"server": "1", "name": "binlog.000004", "length": 385, "complete": false},
+                ],
+                "newest_commit": {
+                    "time": "2026-11-21T10:30:12Z",
+                    "position": "binlog.000004:385",
+                    "gtid": "0-1-42",
+                },
+            }]})
+        );
+    }
+
+    #[test]
+    fn binlog_text_lists_files_gaps_and_why_there_is_no_window() {
+        let empty = BinlogSummary {
+            name: SourceName::new("empty").unwrap(),
+            files: vec![],
+            archive: vec![],
+            gaps: vec![],
+            newest_commit: None,
+            ..binlog_summary()
+        };
+        let mut out = Vec::new();
+        write_text(
+            &[Summary::Binlog(binlog_summary()), Summary::Binlog(empty)],
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "source shop (mysql, MariaDB GTID domain 0, server_id 1)
+  backups: none (MySQL and MariaDB base backups are not supported yet)
+  archived binlog:
+    server 1: binlog.000001:4 .. binlog.000004:385
+      file           bytes  state
+      binlog.000001  1234   complete
+      binlog.000003  56789  complete
+      binlog.000004  385    in progress
+  gaps:
+    server 1: binlog.000001:1234 .. binlog.000003:4 (binlog.000002 is missing)
+  newest durable commit: 2026-11-21T10:30:12Z (GTID 0-1-42, ending at binlog.000004:385)
+  restorable window: none (no restore is possible until a base backup exists, and MySQL and MariaDB base backups are not supported yet)
+
+source empty (mysql, MariaDB GTID domain 0, server_id 1)
+  backups: none (MySQL and MariaDB base backups are not supported yet)
+  archived binlog: none yet
+  gaps: none
+  newest durable commit: none yet
+  restorable window: none (no restore is possible until a base backup exists, and MySQL and MariaDB base backups are not supported yet)
 "
         );
     }

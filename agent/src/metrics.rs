@@ -7,26 +7,29 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
-use logship_protocol::pg::Lsn;
-use logship_protocol::pg::replication::PgTimestamp;
+use jiff::Timestamp;
 use metrics::{Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// The latest values of one source, for `/readyz`, logs and the quickstart.
+///
+/// Positions are byte offsets in the source's own stream, comparable with each other:
+/// the LSN for PostgreSQL, the global byte offset for MySQL/MariaDB (see
+/// [`crate::mysql::offsets`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SourceSnapshot {
     pub connected: bool,
-    pub received: Lsn,
-    pub durable: Lsn,
-    pub server: Lsn,
-    pub server_time: Option<PgTimestamp>,
-    pub newest_durable_commit: Option<PgTimestamp>,
+    pub received: u64,
+    pub durable: u64,
+    pub server: u64,
+    pub server_time: Option<Timestamp>,
+    pub newest_durable_commit: Option<Timestamp>,
 }
 
 impl SourceSnapshot {
     /// Bytes the server has written that are not durable in the store yet.
     pub fn lag_bytes(&self) -> u64 {
-        self.server.checked_sub(self.durable).unwrap_or(0)
+        self.server.saturating_sub(self.durable)
     }
 
     /// The server's time minus the newest durable commit's time; 0 when nothing is behind.
@@ -35,9 +38,7 @@ impl SourceSnapshot {
             return 0.0;
         }
         match (self.server_time, self.newest_durable_commit) {
-            (Some(now), Some(commit)) => {
-                (now.to_unix_micros() - commit.to_unix_micros()).max(0) as f64 / 1e6
-            }
+            (Some(now), Some(commit)) => now.duration_since(commit).as_secs_f64().max(0.0),
             _ => 0.0,
         }
     }
@@ -120,9 +121,9 @@ impl SourceMetrics {
             change(&mut guard);
             *guard
         };
-        self.inner.received.set(snapshot.received.as_u64() as f64);
-        self.inner.durable.set(snapshot.durable.as_u64() as f64);
-        self.inner.server.set(snapshot.server.as_u64() as f64);
+        self.inner.received.set(snapshot.received as f64);
+        self.inner.durable.set(snapshot.durable as f64);
+        self.inner.server.set(snapshot.server as f64);
         self.inner.lag_bytes.set(snapshot.lag_bytes() as f64);
         self.inner.lag_seconds.set(snapshot.lag_seconds());
     }
@@ -132,26 +133,36 @@ impl SourceMetrics {
         self.update(|s| s.connected = connected);
     }
 
-    /// End of the WAL received.
-    pub fn set_received(&self, lsn: Lsn) {
-        self.update(|s| s.received = s.received.max(lsn));
+    /// End of what was received.
+    pub fn set_received(&self, position: u64) {
+        self.update(|s| s.received = s.received.max(position));
     }
 
-    /// End of the WAL durable in the store.
-    pub fn set_durable(&self, lsn: Lsn) {
-        self.update(|s| s.durable = s.durable.max(lsn));
+    /// End of what is durable in the store.
+    pub fn set_durable(&self, position: u64) {
+        self.update(|s| s.durable = s.durable.max(position));
     }
 
-    /// The server's write position and clock, from XLogData and keepalives.
-    pub fn set_server(&self, lsn: Lsn, time: PgTimestamp) {
+    /// The server's write position, and its clock when known (`None` keeps the last).
+    pub fn set_server(&self, position: u64, time: Option<Timestamp>) {
         self.update(|s| {
-            s.server = s.server.max(lsn);
+            s.server = s.server.max(position);
+            s.server_time = time.or(s.server_time);
+        });
+    }
+
+    /// Received up to `position`, which the server had written at `time`: one update for
+    /// both, as a binlog source reports it for every event.
+    pub fn set_received_from_server(&self, position: u64, time: Timestamp) {
+        self.update(|s| {
+            s.received = s.received.max(position);
+            s.server = s.server.max(position);
             s.server_time = Some(time);
         });
     }
 
-    /// The commit time of the newest transaction whose commit record is durable.
-    pub fn set_newest_durable_commit(&self, time: PgTimestamp) {
+    /// The commit time of the newest transaction whose commit is durable.
+    pub fn set_newest_durable_commit(&self, time: Timestamp) {
         self.update(|s| s.newest_durable_commit = Some(time));
     }
 
@@ -232,4 +243,33 @@ pub async fn serve(
         );
     axum::serve(listener, app).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn lag_is_bytes_and_seconds_behind_the_server_and_zero_when_idle() {
+        let mut s = SourceSnapshot {
+            connected: true,
+            received: 1500,
+            durable: 1000,
+            server: 1700,
+            server_time: Some(ts("2026-11-21T10:15:03.25Z")),
+            newest_durable_commit: Some(ts("2026-11-21T10:15:01Z")),
+        };
+        assert_eq!(s.lag_bytes(), 700);
+        assert_eq!(s.lag_seconds(), 2.25);
+        s.durable = 1700;
+        assert_eq!((s.lag_bytes(), s.lag_seconds()), (0, 0.0));
+        // A clock behind the commit time is no negative lag.
+        s.durable = 1000;
+        s.server_time = Some(ts("2026-11-21T10:15:00Z"));
+        assert_eq!(s.lag_seconds(), 0.0);
+    }
 }

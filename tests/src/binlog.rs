@@ -65,7 +65,8 @@ pub async fn durable_len(store: &dyn Store, name: &str) -> u64 {
     let file = BinlogFileName::new(name).unwrap();
     catalog
         .file(ServerNo::FIRST, &file)
-        .map_or(0, |objects| u64::from(objects.durable_len()))
+        .and_then(|objects| objects.durable_len())
+        .map_or(0, u64::from)
 }
 
 /// A binlog file of the first server as archived: the complete object, or its pieces

@@ -25,7 +25,7 @@ use logship_protocol::mysql::{
 };
 
 use crate::archiver::{Finished, UploadQueue};
-use crate::metrics::SourceMetrics;
+use crate::mysql::progress::BinlogProgress;
 use crate::store::Store;
 
 /// Compressed bytes allowed in flight before `append` waits for uploads to finish.
@@ -38,6 +38,18 @@ pub struct ArchivePos {
     server: ServerNo,
     file: u32,
     offset: u32,
+}
+
+impl ArchivePos {
+    /// The file's number (42 for `binlog.000042`).
+    pub fn file(&self) -> u32 {
+        self.file
+    }
+
+    /// The offset in the file.
+    pub fn offset(&self) -> u32 {
+        self.offset
+    }
 }
 
 /// Why the archiver cannot take an event; the stream is restarted from the archive.
@@ -87,6 +99,15 @@ pub enum ResumeFrom {
 }
 
 impl ResumeFrom {
+    /// The server the archive continues with.
+    pub fn server(&self) -> ServerNo {
+        match self {
+            ResumeFrom::Pieces { server, .. }
+            | ResumeFrom::AfterFile { server, .. }
+            | ResumeFrom::Start { server, .. } => *server,
+        }
+    }
+
     /// Where the dump must start for this archiver.
     pub fn dump_start(&self) -> BinlogPos {
         match self {
@@ -209,15 +230,16 @@ pub struct BinlogArchiver {
     piece_in_flight: bool,
     uploads: UploadQueue<UploadKind, ArchivePos>,
     cleanups: VecDeque<Cleanup>,
+    progress: BinlogProgress,
 }
 
 impl BinlogArchiver {
-    /// An archiver that continues as `resume` says; the dump must start at
-    /// [`ResumeFrom::dump_start`].
+    /// An archiver that continues as `resume` says and reports to `progress`; the dump
+    /// must start at [`ResumeFrom::dump_start`].
     pub fn new(
         store: Arc<dyn Store>,
         source: SourceName,
-        metrics: SourceMetrics,
+        mut progress: BinlogProgress,
         resume: &ResumeFrom,
     ) -> BinlogArchiver {
         let completed = match resume {
@@ -243,8 +265,9 @@ impl BinlogArchiver {
                 pos(*server, file, 0),
             ),
         };
+        progress.durable(durable);
         BinlogArchiver {
-            uploads: UploadQueue::new(store, metrics.clone(), durable),
+            uploads: UploadQueue::new(store, progress.metrics().clone(), durable),
             source,
             server,
             current,
@@ -254,6 +277,7 @@ impl BinlogArchiver {
             takeover: None,
             piece_in_flight: false,
             cleanups: VecDeque::new(),
+            progress,
         }
     }
 
@@ -262,6 +286,11 @@ impl BinlogArchiver {
     pub fn with_takeover(mut self, start: Option<BinlogPos>) -> BinlogArchiver {
         self.takeover = start;
         self
+    }
+
+    /// Where positions and commit times are reported.
+    pub fn progress(&mut self) -> &mut BinlogProgress {
+        &mut self.progress
     }
 
     /// The position up to which the archive is durable.
@@ -308,8 +337,15 @@ impl BinlogArchiver {
         let offset = self.current.as_ref().map_or(0, |c| u64::from(c.len));
         let event = self.decoder.decode(raw, offset)?;
         if event.is_stream_only() {
-            if let EventData::Rotate(rotate) = event.data() {
-                self.follow_rotate(&rotate.next_file).await?;
+            match event.data() {
+                EventData::Rotate(rotate) => self.follow_rotate(&rotate.next_file).await?,
+                EventData::Heartbeat { log_file } => self
+                    .progress
+                    .heartbeat(log_file, u64::from(event.header().log_pos)),
+                EventData::HeartbeatV2 { log_file, position } => {
+                    self.progress.heartbeat(log_file, *position)
+                }
+                _ => {}
             }
             return Ok(());
         }
@@ -330,6 +366,8 @@ impl BinlogArchiver {
             });
         }
         current.push(event.raw());
+        let end32 = u32::try_from(end).unwrap_or(u32::MAX);
+        self.progress.received(current.name.index(), end32);
         let end_pos = BinlogPos::new(current.name.clone(), end);
         let taken_over = self
             .takeover
@@ -340,8 +378,10 @@ impl BinlogArchiver {
             && end > u64::from(current.base())
             && taken_over
         {
+            let at = pos(self.server, &current.name, end32);
+            self.progress.committed(at, committed.commit_time);
             current.index.push(IndexEntry {
-                end: u32::try_from(end).unwrap_or(u32::MAX),
+                end: end32,
                 commit_time: committed.commit_time,
                 gtid: gtid_text(&committed.gtid),
             });
@@ -593,6 +633,7 @@ impl BinlogArchiver {
         let Some(durable) = finished.durable else {
             return false;
         };
+        self.progress.durable(durable);
         while self.cleanups.front().is_some_and(|c| c.after <= durable) {
             if let Some(cleanup) = self.cleanups.pop_front() {
                 self.run_cleanup(cleanup);

@@ -37,13 +37,6 @@ impl FileObjects {
         }
     }
 
-    /// How much of the file is durable from its start: all of a complete file, else the
-    /// end of its chain.
-    pub fn durable_len(&self) -> u32 {
-        self.complete_len()
-            .unwrap_or_else(|| self.chain().last().map_or(0, |piece| piece.end()))
-    }
-
     /// The length of a complete file, once everything that makes it complete is stored:
     /// the one object and its whole-file index, or an end marker, the pieces up to it and
     /// each piece's index. `None` otherwise (a crash between those uploads, or a file in
@@ -61,6 +54,31 @@ impl FileObjects {
         let end = chain.last()?.end();
         let indexed = chain.iter().all(|piece| self.indexes.contains(piece));
         (self.ends.contains(&end) && indexed).then_some(end)
+    }
+
+    /// How many bytes of the file, from offset 0, the store holds durably: the complete
+    /// file's length, or the end of the chain of pieces. `None` when neither is known
+    /// (a complete file whose index is missing, or no piece from offset 0).
+    pub fn durable_len(&self) -> Option<u32> {
+        if self.complete {
+            return self.complete_len();
+        }
+        self.chain().last().map(|r| r.end())
+    }
+
+    /// The ranges of the transaction indexes that cover the durable prefix, newest last:
+    /// the whole-file index of a file stored as one object, or the index of each piece of
+    /// the chain that has one.
+    pub fn durable_indexes(&self) -> Vec<PieceRange> {
+        let has_index = |range: &PieceRange| self.indexes.contains(range);
+        if !self.complete {
+            return self.chain().into_iter().filter(has_index).collect();
+        }
+        self.complete_len()
+            .and_then(|len| PieceRange::new(0, len))
+            .filter(has_index)
+            .into_iter()
+            .collect()
     }
 }
 

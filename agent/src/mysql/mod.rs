@@ -10,6 +10,8 @@
 //! - [`read`]: one archived binlog file of one server back: its bytes and its index.
 //! - [`fetch`]: `binlog-fetch`, one archived binlog file back, byte for byte.
 //! - [`localdb`]: a throwaway MariaDB on this machine, for the quickstart.
+//! - [`summary`]: what `logship list` shows: archived files, gaps, the newest commit.
+//! - [`offsets`], [`progress`]: positions as global byte offsets, for the metrics.
 
 pub mod archiver;
 pub mod catalog;
@@ -17,6 +19,9 @@ pub mod conn;
 pub mod fetch;
 pub mod history;
 pub mod localdb;
+pub mod offsets;
+pub mod progress;
 pub mod read;
 pub mod source;
+pub mod summary;
 pub mod takeover;

@@ -22,6 +22,8 @@ use crate::mysql::conn::{
     ConnectOptions, DumpItem, DumpOptions, DumpStart, MysqlConnection, MysqlError, ServerInfo,
 };
 use crate::mysql::history::{HistoryError, ServerHistory, record_switch};
+use crate::mysql::offsets::GlobalOffsets;
+use crate::mysql::progress::BinlogProgress;
 use crate::mysql::takeover::{PlanError, plan_takeover};
 use crate::store::{Store, StoreError};
 
@@ -219,7 +221,10 @@ impl MysqlSource {
             let resume = resume_from(&catalog, &history, info);
             tracing::info!(server = current.get(), start = %resume.dump_start(), "starting the binlog dump");
             let takeover = history.switch(current).map(|s| s.start.clone());
-            return Ok((conn, self.archiver(&resume).with_takeover(takeover)));
+            return Ok((
+                conn,
+                self.archiver(&catalog, &resume).with_takeover(takeover),
+            ));
         }
         let Some(server) = current.next() else {
             return Err(SourceError::TooManyServers {
@@ -252,15 +257,18 @@ impl MysqlSource {
         };
         Ok((
             conn,
-            self.archiver(&resume).with_takeover(Some(switch.start)),
+            self.archiver(&catalog, &resume)
+                .with_takeover(Some(switch.start)),
         ))
     }
 
-    fn archiver(&self, resume: &ResumeFrom) -> BinlogArchiver {
+    fn archiver(&self, catalog: &BinlogCatalog, resume: &ResumeFrom) -> BinlogArchiver {
+        let offsets =
+            GlobalOffsets::from_archive(catalog, resume.server(), resume.dump_start().file());
         BinlogArchiver::new(
             self.store.clone(),
             self.name().clone(),
-            self.metrics.clone(),
+            BinlogProgress::new(self.metrics.clone(), offsets),
             resume,
         )
     }
@@ -344,6 +352,7 @@ impl MysqlSource {
                     store: self.store.url().to_owned(),
                 }))
             })?;
+        archiver.progress().connected(info);
         let mut stream = conn.start_dump(&self.dump_options(start)).await?;
         self.metrics.set_connected(true);
         let flush_every_event = self.config.common.flush_interval.is_zero();

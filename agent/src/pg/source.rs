@@ -27,6 +27,7 @@ use crate::pg::archiver::{OutOfOrder, ResumeFrom, WalArchiver};
 use crate::pg::catalog::WalCatalog;
 use crate::pg::conn::{ConnectOptions, PgError, ReplicationConnection, ReplicationEvent, SlotInfo};
 use crate::store::{Store, StoreError};
+use crate::timefmt::from_pg;
 
 const FIRST_RECONNECT: Duration = Duration::from_millis(500);
 const MAX_RECONNECT: Duration = Duration::from_secs(30);
@@ -369,13 +370,14 @@ impl PostgresSource {
     ) -> Result<(), SourceError> {
         match event {
             ReplicationEvent::XLogData(data) => {
-                self.metrics.set_server(data.wal_end, data.server_time);
+                self.metrics
+                    .set_server(data.wal_end.as_u64(), from_pg(data.server_time));
                 archiver.append(data.wal_start, &data.data).await?;
                 Ok(())
             }
             ReplicationEvent::Keepalive(keepalive) => {
                 self.metrics
-                    .set_server(keepalive.wal_end, keepalive.server_time);
+                    .set_server(keepalive.wal_end.as_u64(), from_pg(keepalive.server_time));
                 if keepalive.reply_requested {
                     send_status(&mut session.conn, archiver, false).await?;
                 }

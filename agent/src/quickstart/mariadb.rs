@@ -65,7 +65,8 @@ async fn tour(db: &LocalMariaDb, store: Arc<dyn Store>, step: u32) -> anyhow::Re
         store.url(),
         config.server_id
     ));
-    let source = MysqlSource::new(config, store.clone(), SourceMetrics::new(SOURCE));
+    let metrics = SourceMetrics::new(SOURCE);
+    let source = MysqlSource::new(config, store.clone(), metrics.clone());
     let shutdown = CancellationToken::new();
     let streaming = tokio::spawn(source.run(shutdown.clone()));
     let outcome = async {
@@ -75,9 +76,12 @@ async fn tour(db: &LocalMariaDb, store: Arc<dyn Store>, step: u32) -> anyhow::Re
         ));
         workload(db).await?;
         let caught_up = wait_until_archived(db, store.as_ref(), &name).await?;
+        let lag = metrics.snapshot();
         say(&format!(
-            "   Caught up: the last commit was durable in the store {:.2} s after the workload ended.",
-            caught_up.as_secs_f64()
+            "   Caught up: the last commit was durable in the store {:.2} s after the workload ended. Lag is now {} bytes, {:.1} s.",
+            caught_up.as_secs_f64(),
+            lag.lag_bytes(),
+            lag.lag_seconds()
         ));
         show_archive(db, store.as_ref(), &name, step + 2).await
     }
@@ -124,7 +128,8 @@ async fn wait_until_archived(
         let durable = catalog
             .files(ServerNo::FIRST)
             .find(|(archived, _)| archived.as_str() == file)
-            .map_or(0, |(_, objects)| u64::from(objects.durable_len()));
+            .and_then(|(_, objects)| objects.durable_len())
+            .map_or(0, u64::from);
         if durable >= pos {
             return Ok(started.elapsed());
         }
@@ -156,7 +161,7 @@ async fn show_archive(
             }
             None => say(&format!(
                 "   {file}  in progress: {} bytes durable, in {} piece(s)",
-                objects.durable_len(),
+                objects.durable_len().unwrap_or(0),
                 objects.chain().len()
             )),
         }

@@ -157,8 +157,8 @@ async fn workload(
         let s = metrics.snapshot();
         say(&format!(
             "   batch {batch} committed: server at {}, durable in the store at {}, lag {} bytes",
-            s.server,
-            s.durable,
+            Lsn::new(s.server),
+            Lsn::new(s.durable),
             s.lag_bytes()
         ));
         if batch == 1 {
@@ -188,11 +188,11 @@ async fn wait_until_archived(
         .parse()
         .map_err(|e| anyhow!("{e}"))?;
     let started = Instant::now();
-    while metrics.snapshot().durable < server_lsn {
+    while metrics.snapshot().durable < server_lsn.as_u64() {
         if started.elapsed() > Duration::from_secs(30) {
             bail!(
                 "the archive did not catch up with {server_lsn} within 30 s (durable at {})",
-                metrics.snapshot().durable
+                Lsn::new(metrics.snapshot().durable)
             );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -75,7 +75,12 @@ impl BinlogFileName {
     /// The name of the file the server writes after this one (same base, index + 1,
     /// at least six digits as both servers write them), or `None` past `u32::MAX`.
     pub fn next(&self) -> Option<BinlogFileName> {
-        let index = self.index.checked_add(1)?;
+        self.with_index(self.index.checked_add(1)?)
+    }
+
+    /// The file of the same base numbered `index`, spelled as this one (at least six
+    /// digits): `binlog.000002` for 2 and `binlog.000042`.
+    pub fn with_index(&self, index: u32) -> Option<BinlogFileName> {
         let width = self.name.len() - self.base_len - 1;
         let name = format!("{}.{:0width$}", self.base(), index, width = width.max(6));
         BinlogFileName::new(&name).ok()
@@ -254,6 +259,14 @@ mod tests {
             name("binlog.1000000")
         );
         assert_eq!(name("b.4294967295").next(), None);
+        assert_eq!(
+            name("binlog.000042").with_index(7),
+            Some(name("binlog.000007"))
+        );
+        assert_eq!(
+            name("mysql-bin.1234567").with_index(2),
+            Some(name("mysql-bin.0000002"))
+        );
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub struct ServerInfo {
     pub current: BinlogPos,
     /// The binlog files the server has (`SHOW BINARY LOGS`): name and size, oldest first.
     pub binlogs: Vec<(BinlogFileName, u64)>,
+    /// The server's clock minus this host's, measured at login (`@@timestamp`).
+    pub clock_offset: jiff::SignedDuration,
     /// Things that work but should be fixed, one line each with the fix (the caller logs them).
     pub warnings: Vec<String>,
 }
@@ -181,16 +183,18 @@ impl Session {
             max_allowed_packet: 0,
             current: BinlogPos::new(self.file_name_text("binlog.000001", "")?, 4),
             binlogs: Vec::new(),
+            clock_offset: jiff::SignedDuration::ZERO,
             warnings: Vec::new(),
         };
         let label = "SELECT @@server_id";
         let rows = self
             .query_text(
                 "SELECT @@server_id, @@log_bin, @@GLOBAL.binlog_format, @@GLOBAL.binlog_checksum, \
-                 @@GLOBAL.max_allowed_packet",
+                 @@GLOBAL.max_allowed_packet, @@timestamp",
                 label,
             )
             .await?;
+        let here = jiff::Timestamp::now();
         let row = self.single_row(&rows, label)?;
         info.server_id = self.parse(row, 0, label, "server_id")?;
         let log_bin = self.text(row, 1, label, "log_bin")?;
@@ -213,6 +217,10 @@ impl Session {
             other => return Err(self.check_error(Kind::BadChecksum(other.to_string()))),
         };
         info.max_allowed_packet = self.parse(row, 4, label, "max_allowed_packet")?;
+        let server_secs: f64 = self.parse(row, 5, label, "timestamp")?;
+        let server_time = jiff::SignedDuration::try_from_secs_f64(server_secs)
+            .map_err(|_| self.bad_field(label, "timestamp", &server_secs.to_string()))?;
+        info.clock_offset = server_time - here.as_duration();
 
         if info.is_mariadb {
             let label = "SELECT @@gtid_domain_id";

@@ -24,6 +24,7 @@ use crate::archiver::{Finished, UploadQueue};
 use crate::metrics::SourceMetrics;
 use crate::pg::catalog::ArchiveEnd;
 use crate::store::Store;
+use crate::timefmt;
 use commits::CommitTracker;
 use segment::SegmentBuffer;
 
@@ -96,8 +97,8 @@ impl WalArchiver {
         };
         let segno = durable.segment_no(seg);
         let received = durable.segment_start(seg);
-        metrics.set_durable(durable);
-        metrics.set_received(received);
+        metrics.set_durable(durable.as_u64());
+        metrics.set_received(received.as_u64());
         WalArchiver {
             uploads: UploadQueue::new(store, metrics.clone(), durable),
             source,
@@ -150,7 +151,7 @@ impl WalArchiver {
                 self.complete_segment().await;
             }
         }
-        self.metrics.set_received(self.received);
+        self.metrics.set_received(self.received.as_u64());
         Ok(())
     }
 
@@ -191,7 +192,7 @@ impl WalArchiver {
         self.commits.restart(start);
         // `durable` stays where the old timeline ended: the new timeline's first
         // segment repeats those bytes, so its pieces only move it past that point.
-        self.metrics.set_received(start);
+        self.metrics.set_received(start.as_u64());
     }
 
     async fn complete_segment(&mut self) {
@@ -262,8 +263,12 @@ impl WalArchiver {
         let Some(durable) = finished.durable else {
             return false;
         };
-        self.metrics.set_durable(durable);
-        if let Some(time) = self.commits.durable_up_to(durable) {
+        self.metrics.set_durable(durable.as_u64());
+        if let Some(time) = self
+            .commits
+            .durable_up_to(durable)
+            .and_then(timefmt::from_pg)
+        {
             self.metrics.set_newest_durable_commit(time);
         }
         true
