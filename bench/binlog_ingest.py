@@ -4,7 +4,7 @@
 One run, one machine, one MariaDB 10.11. Each consumer gets its own phase: it
 starts at the server's current binlog file and catches up, then the load runs
 while it streams: a bulk load (--rows rows in transactions of --batch rows,
-about 1.1 GB of ROW binlog for the defaults) and then --small single-row
+about 1.05 GB of ROW binlog for the defaults) and then --small single-row
 commits. For each consumer it reports:
 
 - MB/s: binlog bytes of the load / time from the load's start until the
@@ -74,14 +74,14 @@ user=mysql
         self.proc = subprocess.Popen(["mariadbd", f"--defaults-file={self.cnf}"],
                                      stdout=self.log, stderr=self.log)
         deadline = time.monotonic() + 60
-        while subprocess.run(self.client("SELECT 1"), capture_output=True).returncode != 0:
+        while subprocess.run(self.client("SELECT 1", db=None), capture_output=True).returncode != 0:
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 raise SystemExit(f"MariaDB did not start; see {self.log.name}")
             time.sleep(0.2)
-        self.sql("CREATE DATABASE bench")
+        run(self.client("CREATE DATABASE bench", db=None))
 
-    def client(self, q):
-        return ["mariadb", "-h127.0.0.1", f"-P{self.port}", "-uroot", "-N", "-B", "bench", "-e", q]
+    def client(self, q, db="bench"):
+        return ["mariadb", "-h127.0.0.1", f"-P{self.port}", "-uroot", "-N", "-B"] + ([db] if db else []) + ["-e", q]
 
     def sql(self, q):
         return run(self.client(q)).stdout.strip()
@@ -232,7 +232,7 @@ def phase(db, name, cmd, env, reach, args, work):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rows", type=int, default=4_000_000)
+    ap.add_argument("--rows", type=int, default=5_000_000)
     ap.add_argument("--batch", type=int, default=20_000)
     ap.add_argument("--small", type=int, default=5_000)
     ap.add_argument("--out", default=None)
