@@ -120,6 +120,25 @@ impl Agent {
         (status, body)
     }
 
+    /// Waits until `/readyz` says every source is streaming, so that what a test writes
+    /// next is streamed rather than found on the server at start. Fails after 60 s.
+    pub fn wait_streaming(&mut self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let ready = std::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).is_ok()
+                && self.http_get("/readyz").0 == 200;
+            if ready {
+                return;
+            }
+            assert!(
+                self.is_running() && std::time::Instant::now() < deadline,
+                "the agent did not start streaming within 60 s; its log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
     /// Whether the process is still running (it exits by itself only on errors).
     pub fn is_running(&mut self) -> bool {
         match self.child.as_mut() {
