@@ -169,12 +169,15 @@ pub async fn wait_closed_files_archived(
             "the agent exited before the closed binlogs {closed:?} were archived; its log:\n{}",
             agent.log()
         );
-        assert!(
-            Instant::now() < deadline,
-            "closed binlogs {closed:?} not archived completely within 60 s (complete: \
-             {complete:?}); agent log:\n{}",
-            agent.log()
-        );
+        if Instant::now() >= deadline {
+            let catalog = BinlogCatalog::load(store, &inline_source()).await.unwrap();
+            let objects: Vec<_> = catalog.files(ServerNo::FIRST).collect();
+            panic!(
+                "closed binlogs {closed:?} not archived completely within 60 s (complete: \
+                 {complete:?}; stored: {objects:?}); agent log:\n{}",
+                agent.log()
+            );
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
