@@ -374,8 +374,12 @@ impl MysqlSource {
                 }
                 _ = archiver.wait_upload() => {}
                 item = stream.next() => {
-                    if let DumpItem::Event { event, .. } = item? {
-                        archiver.append(event).await?;
+                    match item? {
+                        DumpItem::Event { event, .. } => archiver.append(event).await?,
+                        DumpItem::Eof => {
+                            tracing::warn!("the server ended the binlog dump; reconnecting");
+                            return Ok(false);
+                        }
                     }
                     if flush_every_event {
                         archiver.flush();
