@@ -7,45 +7,73 @@ use std::str::FromStr;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::mysql::key::ServerNo;
 use crate::pg::segment::parse_hex8;
 use crate::pg::{Lsn, TimelineId, WalSegSize};
 
-/// A backup's name: its start timeline and start LSN, printed as 24 upper-case hex digits
-/// (`<TLI %08X><start LSN %016X>`), so that sorting names sorts backups by start position.
+/// A backup's name: 24 upper-case hex digits that sort as the backups' start positions.
+///
+/// - PostgreSQL: the start timeline and start LSN (`<TLI %08X><start LSN %016X>`).
+/// - MySQL/MariaDB: the number of the server in the source's history, the snapshot's
+///   binlog file number and its position in that file (`<server %08X><file %08X><pos %08X>`).
+///
+/// The first eight digits are never all zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct BackupId {
-    tli: TimelineId,
-    start_lsn: Lsn,
+    /// The timeline or server number; never 0.
+    major: u32,
+    minor: u64,
 }
 
 impl BackupId {
-    /// The id of the backup that started at `start_lsn` on timeline `tli`.
+    /// The id of the PostgreSQL backup that started at `start_lsn` on timeline `tli`.
     pub fn new(tli: TimelineId, start_lsn: Lsn) -> BackupId {
-        BackupId { tli, start_lsn }
+        BackupId {
+            major: tli.get(),
+            minor: start_lsn.as_u64(),
+        }
     }
 
-    /// The timeline the backup started on.
+    /// The id of the MySQL/MariaDB backup whose snapshot lines up with position `pos` of
+    /// binlog file number `file` (the `000042` of `binlog.000042`) of server `server`.
+    pub fn binlog(server: ServerNo, file: u32, pos: u32) -> BackupId {
+        BackupId {
+            major: server.get(),
+            minor: (u64::from(file) << 32) | u64::from(pos),
+        }
+    }
+
+    /// The timeline a PostgreSQL backup started on.
     pub fn tli(self) -> TimelineId {
-        self.tli
+        // `major` is never 0, so this never falls back.
+        TimelineId::new(self.major).unwrap_or(TimelineId::FIRST)
     }
 
-    /// The backup's start LSN: recovery from it begins here.
+    /// A PostgreSQL backup's start LSN: recovery from it begins here.
     pub fn start_lsn(self) -> Lsn {
-        self.start_lsn
+        Lsn::new(self.minor)
+    }
+
+    /// A MySQL/MariaDB backup's server number, binlog file number and position.
+    pub fn binlog_start(self) -> (ServerNo, u32, u32) {
+        // `major` is never 0, so this never falls back.
+        let server = ServerNo::new(self.major).unwrap_or(ServerNo::FIRST);
+        let (file, pos) = ((self.minor >> 32) as u32, self.minor as u32);
+        (server, file, pos)
     }
 }
 
 impl fmt::Display for BackupId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:08X}{:016X}", self.tli.get(), self.start_lsn.as_u64())
+        write!(f, "{:08X}{:016X}", self.major, self.minor)
     }
 }
 
 /// A string that is not a backup id.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "invalid backup id \"{input}\": expected 24 upper-case hex digits, an 8-digit timeline \
-     above 0 and a 16-digit start LSN, such as 000000010000000003000028"
+    "invalid backup id \"{input}\": expected 24 upper-case hex digits, the first 8 not all \
+     zero, such as 000000010000000003000028"
 )]
 pub struct BackupIdError {
     /// The rejected input.
@@ -59,17 +87,20 @@ impl FromStr for BackupId {
         let bad = || BackupIdError {
             input: s.to_owned(),
         };
-        let (tli, lsn) = s.split_at_checked(8).ok_or_else(bad)?;
-        let (hi, lo) = lsn.split_at_checked(8).ok_or_else(bad)?;
-        let (Some(tli), Some(hi), Some(lo)) = (parse_hex8(tli), parse_hex8(hi), parse_hex8(lo))
+        let (major, minor) = s.split_at_checked(8).ok_or_else(bad)?;
+        let (hi, lo) = minor.split_at_checked(8).ok_or_else(bad)?;
+        let (Some(major), Some(hi), Some(lo)) =
+            (parse_hex8(major), parse_hex8(hi), parse_hex8(lo))
         else {
             return Err(bad());
         };
-        let tli = TimelineId::new(tli).ok_or_else(bad)?;
-        Ok(BackupId::new(
-            tli,
-            Lsn::new((u64::from(hi) << 32) | u64::from(lo)),
-        ))
+        if major == 0 {
+            return Err(bad());
+        }
+        Ok(BackupId {
+            major,
+            minor: (u64::from(hi) << 32) | u64::from(lo),
+        })
     }
 }
 
@@ -464,6 +495,18 @@ mod tests {
     fn edited(from: &str, to: &str) -> Vec<u8> {
         assert_eq!(SAMPLE_JSON.matches(from).count(), 1, "{from}");
         SAMPLE_JSON.replace(from, to).into_bytes()
+    }
+
+    #[test]
+    fn binlog_ids_display_parse_and_sort_by_position() {
+        let server = |n| ServerNo::new(n).unwrap();
+        let id = BackupId::binlog(server(2), 42, 0x1234);
+        assert_eq!(id.to_string(), "000000020000002A00001234");
+        assert_eq!(id.to_string().parse::<BackupId>(), Ok(id));
+        assert_eq!(id.binlog_start(), (server(2), 42, 0x1234));
+        assert!(BackupId::binlog(server(1), 42, 0x1234) < id);
+        assert!(BackupId::binlog(server(2), 42, 0x1233) < id);
+        assert!(id < BackupId::binlog(server(2), 43, 4));
     }
 
     #[test]

@@ -64,6 +64,21 @@ pub enum ArchiveKey {
         /// The backup.
         id: BackupId,
     },
+    /// A MySQL/MariaDB logical backup's schema script: databases, tables, views,
+    /// routines, triggers, events, users and grants.
+    DumpSchema {
+        /// The backup.
+        id: BackupId,
+    },
+    /// One chunk of the rows of one table of a MySQL/MariaDB logical backup.
+    DumpRows {
+        /// The backup.
+        id: BackupId,
+        /// The table's number in the backup's meta, from 0.
+        table: u32,
+        /// The chunk's position among the table's chunks, from 0.
+        chunk: u32,
+    },
     /// A base backup's completion marker, written last.
     BackupMeta {
         /// The backup.
@@ -89,7 +104,8 @@ pub enum KeyError {
          <source>/timelines/<TLI>.history, <source>/wal/<TLI>/<segment>[.partial.<start>-<end>], \
          <source>/binlog/<server>/<file>[.partial.<start>-<end>|.index.<start>-<end>], \
          <source>/servers/<server>.switch \
-         or <source>/backups/<id>/(tar/<tablespace>/<chunk>|backup_manifest|meta) \
+         or <source>/backups/<id>/(tar/<tablespace>/<chunk>|backup_manifest|schema|\
+         rows/<table>/<chunk>|meta) \
          with upper-case hex (is another program writing under this prefix?)"
     )]
     Unrecognized {
@@ -135,6 +151,8 @@ const BACKUPS: &str = "backups";
 const TAR: &str = "tar";
 const BACKUP_MANIFEST: &str = "backup_manifest";
 const META: &str = "meta";
+const SCHEMA: &str = "schema";
+const ROWS: &str = "rows";
 
 impl ArchiveKey {
     /// The key relative to the store root, e.g. `main/backups/000000010000000003000028/meta`.
@@ -152,6 +170,11 @@ impl ArchiveKey {
             ArchiveKey::BackupManifest { id } => {
                 format!("{}{BACKUP_MANIFEST}", backup_prefix(source, id))
             }
+            ArchiveKey::DumpSchema { id } => format!("{}{SCHEMA}", backup_prefix(source, id)),
+            ArchiveKey::DumpRows { id, table, chunk } => format!(
+                "{}{ROWS}/{table:08X}/{chunk:08X}",
+                backup_prefix(source, id)
+            ),
             ArchiveKey::BackupMeta { id } => format!("{}{META}", backup_prefix(source, id)),
         }
     }
@@ -175,7 +198,12 @@ impl ArchiveKey {
                         },
                         _ => return Err(unrecognized()),
                     },
+                    [ROWS, table, chunk] => match (parse_hex8(table), parse_hex8(chunk)) {
+                        (Some(table), Some(chunk)) => ArchiveKey::DumpRows { id, table, chunk },
+                        _ => return Err(unrecognized()),
+                    },
                     [BACKUP_MANIFEST] => ArchiveKey::BackupManifest { id },
+                    [SCHEMA] => ArchiveKey::DumpSchema { id },
                     [META] => ArchiveKey::BackupMeta { id },
                     _ => return Err(unrecognized()),
                 }
@@ -215,6 +243,7 @@ pub fn backup_prefix(source: &SourceName, id: BackupId) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mysql::key::ServerNo;
     use crate::pg::{Lsn, TimelineId};
     use proptest::prelude::*;
 
@@ -281,6 +310,20 @@ mod tests {
             ArchiveKey::BackupMeta { id }.format(&s),
             "main/backups/000000010000000003000028/meta"
         );
+        let dump = BackupId::binlog(ServerNo::FIRST, 42, 0x1234);
+        assert_eq!(
+            ArchiveKey::DumpSchema { id: dump }.format(&s),
+            "main/backups/000000010000002A00001234/schema"
+        );
+        assert_eq!(
+            ArchiveKey::DumpRows {
+                id: dump,
+                table: 3,
+                chunk: 0x10
+            }
+            .format(&s),
+            "main/backups/000000010000002A00001234/rows/00000003/00000010"
+        );
         assert_eq!(backups_prefix(&s), "main/backups/");
         assert_eq!(
             backup_prefix(&s, id),
@@ -318,6 +361,9 @@ mod tests {
             "main/backups/000000010000000003000028/tar/0000000a/00000000",
             "main/backups/000000010000000003000028/tar/00000000/00000000/x",
             "main/backups/000000010000000003000028/tar/00000000/00000000.tmp",
+            "main/backups/000000010000000003000028/schema/",
+            "main/backups/000000010000000003000028/rows/00000000",
+            "main/backups/000000010000000003000028/rows/0000000a/00000000",
         ] {
             let err = ArchiveKey::parse(bad).unwrap_err();
             assert_eq!(err, KeyError::Unrecognized { key: bad.into() }, "{bad}");
@@ -340,6 +386,9 @@ mod tests {
                 }
             }),
             backup_ids().prop_map(|id| ArchiveKey::BackupManifest { id }),
+            backup_ids().prop_map(|id| ArchiveKey::DumpSchema { id }),
+            (backup_ids(), any::<u32>(), any::<u32>())
+                .prop_map(|(id, table, chunk)| ArchiveKey::DumpRows { id, table, chunk }),
             backup_ids().prop_map(|id| ArchiveKey::BackupMeta { id }),
         ]
     }
