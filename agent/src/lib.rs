@@ -5,7 +5,8 @@
 //! - [`store`]: one small async trait with a file and an S3 backend.
 //! - [`identity`]: the server identity recorded at a source's first write.
 //! - [`config`], [`cli`], [`commands`]: what the user asked for, and running it.
-//! - [`list`]: prints what a store holds and what a restore can reach.
+//! - [`list`]: prints what a store holds and what a restore can reach; [`window`]: the
+//!   restorable window and its check of a target time.
 //! - [`metrics`]: the Prometheus metrics and the health endpoints.
 //! - [`tls`]: `sslmode` and the rustls setup both database kinds share.
 //! - [`mysql`]: MySQL and MariaDB: the replication connection.
@@ -29,3 +30,4 @@ pub mod store;
 mod testutil;
 pub mod timefmt;
 pub mod tls;
+pub mod window;

@@ -46,6 +46,7 @@ use logship_protocol::pg::{Lsn, SegmentNo, TimelineHistory, TimelineId, WalSegSi
 
 use crate::archive::{ReadError, read_object};
 use crate::identity::{IdentityError, read_identity};
+use crate::window::TimeWindow;
 use crate::pg::catalog::WalCatalog;
 use crate::pg::walfetch::{FetchError, read_segment};
 use crate::store::{Store, StoreError};
@@ -81,6 +82,16 @@ pub struct Window {
     pub backup: BackupId,
     /// The timeline the window ends on: the newest one holding WAL.
     pub timeline: TimelineId,
+}
+
+impl Window {
+    /// The earliest and latest time the window reaches.
+    pub fn times(&self) -> TimeWindow {
+        TimeWindow {
+            start: self.start,
+            end: self.end,
+        }
+    }
 }
 
 /// Everything `logship list` shows for one source, and what restore planning starts from.

@@ -20,6 +20,7 @@ use logship_protocol::pg::walrecord::next_record_start;
 use logship_protocol::pg::{Lsn, TimelineHistory, TimelineId};
 
 use crate::pg::window::{LoadedSource, SourceSummary, on_history};
+use crate::window::TimeWindowError;
 
 /// Where recovery stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,22 +78,8 @@ pub enum PlanError {
         "no base backup of source \"{source_name}\" can be restored yet: the archived WAL after each one has a gap or does not reach its end (take a new backup with logship backup, or wait for the WAL to be archived; see logship list)"
     )]
     NoWindow { source_name: String },
-    #[error(
-        "target time {target} is before the restorable window {start} .. {end} (pick a time inside it; see logship list)"
-    )]
-    TimeBeforeWindow {
-        target: Timestamp,
-        start: Timestamp,
-        end: Timestamp,
-    },
-    #[error(
-        "target time {target} is after the restorable window {start} .. {end} (pick a time inside it; see logship list)"
-    )]
-    TimeAfterWindow {
-        target: Timestamp,
-        start: Timestamp,
-        end: Timestamp,
-    },
+    #[error(transparent)]
+    Time(#[from] TimeWindowError),
     #[error(
         "target LSN {target} is before the restorable window, which starts at LSN {start_lsn} ({start}) where the oldest restorable backup becomes consistent (pick a later LSN; see logship list)"
     )]
@@ -144,20 +131,7 @@ pub fn plan(
         source_name: source_name(),
     })?;
     match target {
-        RecoveryTarget::Time(time) if time < window.start => {
-            return Err(PlanError::TimeBeforeWindow {
-                target: time,
-                start: window.start,
-                end: window.end,
-            });
-        }
-        RecoveryTarget::Time(time) if time > window.end => {
-            return Err(PlanError::TimeAfterWindow {
-                target: time,
-                start: window.start,
-                end: window.end,
-            });
-        }
+        RecoveryTarget::Time(time) => window.times().check(time)?,
         RecoveryTarget::Lsn(lsn) if lsn < window.start_lsn => {
             return Err(PlanError::LsnBeforeWindow {
                 target: lsn,
