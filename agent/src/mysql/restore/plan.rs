@@ -123,10 +123,11 @@ pub fn plan<'a>(
         });
     }
     let candidates = restorable(snapshots, summary);
-    let window = window(snapshots, summary).ok_or_else(|| PlanError::NoWindow {
+    let no_window = || PlanError::NoWindow {
         source_name: source_name(),
-    })?;
-    let oldest = candidates[0];
+    };
+    let window = window(snapshots, summary).ok_or_else(no_window)?;
+    let oldest = *candidates.first().ok_or_else(no_window)?;
     let newest_before =
         |before: &dyn Fn(&Snapshot) -> bool| candidates.iter().rev().copied().find(|s| before(s));
     let chosen = match target {
