@@ -1,8 +1,11 @@
 //! A MariaDB server on this machine, driven through its own tools (`mariadb-install-db`,
-//! `mariadbd` and the `mariadb` client): the quickstart's throwaway database.
+//! `mariadbd` and the `mariadb` client): the quickstart's throwaway database, and the
+//! server a restore initializes in a directory.
 //!
-//! When logship runs as root, the server runs as the `mysql` OS user, which owns its
-//! directory.
+//! A server directory holds `data/` (the data directory, with the binlog), `my.cnf` (all
+//! of the server's settings: `mariadbd --defaults-file=DIR/my.cnf` starts it), `server.log`,
+//! the socket and the pid file. When logship runs as root, the server runs as the `mysql`
+//! OS user, which owns the directory.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -22,11 +25,20 @@ const BINLOG_BASENAME: &str = "binlog";
 /// How long the server may take to accept connections, or to stop.
 const SERVER_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A running throwaway MariaDB.
+/// A running MariaDB in a server directory.
 pub struct LocalMariaDb {
     dir: PathBuf,
     port: u16,
     server: Child,
+}
+
+/// How a server directory is set up.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerSettings {
+    /// The TCP port on 127.0.0.1.
+    pub port: u16,
+    /// `server_id`; never 0.
+    pub server_id: u32,
 }
 
 impl LocalMariaDb {
@@ -40,9 +52,17 @@ impl LocalMariaDb {
         on_path.or_else(|| Some(PathBuf::from(DEBIAN_MARIADBD)).filter(|p| p.exists()))
     }
 
-    /// Creates a data directory in `dir` with the binlog on, and starts the server on
+    /// Creates a server directory in `dir` with the binlog on, and starts the server on
     /// 127.0.0.1:`port`; root logs in over TCP without a password.
     pub async fn start(mariadbd: &Path, dir: &Path, port: u16) -> anyhow::Result<LocalMariaDb> {
+        let settings = ServerSettings { port, server_id: 1 };
+        LocalMariaDb::create(dir, settings).await?;
+        LocalMariaDb::start_existing(mariadbd, dir, port, &[]).await
+    }
+
+    /// Creates a server directory in `dir` (which must exist): the data directory with
+    /// the system tables, where root logs in over TCP without a password, and `my.cnf`.
+    pub async fn create(dir: &Path, settings: ServerSettings) -> anyhow::Result<()> {
         let data = dir.join("data");
         let mut install = Command::new("mariadb-install-db");
         install
@@ -63,16 +83,25 @@ impl LocalMariaDb {
             );
         }
         let cnf = dir.join("my.cnf");
-        tokio::fs::write(&cnf, my_cnf(dir, &data, port))
+        tokio::fs::write(&cnf, my_cnf(dir, &data, settings))
             .await
             .with_context(|| format!("cannot write {}", cnf.display()))?;
-        give_to_os_user(dir, SERVER_USER).await?;
-        let log = std::fs::File::create(dir.join("server.log"))
-            .with_context(|| format!("cannot create the server log in {}", dir.display()))?;
+        give_to_os_user(dir, SERVER_USER).await
+    }
+
+    /// Starts the server of the server directory `dir` on 127.0.0.1:`port` (the port in
+    /// its `my.cnf`), with `extra` settings on the command line for this run only.
+    pub async fn start_existing(
+        mariadbd: &Path,
+        dir: &Path,
+        port: u16,
+        extra: &[&str],
+    ) -> anyhow::Result<LocalMariaDb> {
         let server = Command::new(mariadbd)
-            .arg(format!("--defaults-file={}", cnf.display()))
+            .arg(format!("--defaults-file={}", dir.join("my.cnf").display()))
+            .args(extra)
             .stdout(Stdio::null())
-            .stderr(log)
+            .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("cannot start {}", mariadbd.display()))?;
@@ -93,13 +122,15 @@ impl LocalMariaDb {
             }
             if let Some(status) = self.server.try_wait()? {
                 bail!(
-                    "the throwaway MariaDB exited ({status}) at start; see {}",
+                    "the MariaDB server in {} exited ({status}) at start; see {}",
+                    self.dir.display(),
                     self.dir.join("server.log").display()
                 );
             }
             if started.elapsed() > SERVER_TIMEOUT {
                 bail!(
-                    "the throwaway MariaDB did not accept connections within {} s; see {}",
+                    "the MariaDB server in {} did not accept connections within {} s; see {}",
+                    self.dir.display(),
                     SERVER_TIMEOUT.as_secs(),
                     self.dir.join("server.log").display()
                 );
@@ -119,7 +150,8 @@ impl LocalMariaDb {
             .context("cannot run the mariadb client (install mariadb-client)")?;
         if !out.status.success() {
             bail!(
-                "the throwaway MariaDB refused {sql:?}: {}",
+                "the MariaDB server in {} refused {sql:?}: {}",
+                self.dir.display(),
                 last_line(&out.stderr)
             );
         }
@@ -155,7 +187,8 @@ impl LocalMariaDb {
                 self.server.kill().await.ok();
                 asked?;
                 bail!(
-                    "the throwaway MariaDB did not stop within {} s; it was killed",
+                    "the MariaDB server in {} did not stop within {} s; it was killed",
+                    self.dir.display(),
                     SERVER_TIMEOUT.as_secs()
                 )
             }
@@ -163,7 +196,8 @@ impl LocalMariaDb {
     }
 }
 
-fn my_cnf(dir: &Path, data: &Path, port: u16) -> String {
+fn my_cnf(dir: &Path, data: &Path, settings: ServerSettings) -> String {
+    let ServerSettings { port, server_id } = settings;
     let user = if is_root() {
         format!("user={SERVER_USER}\n")
     } else {
@@ -171,8 +205,8 @@ fn my_cnf(dir: &Path, data: &Path, port: u16) -> String {
     };
     format!(
         "[mysqld]\ndatadir={data}\nport={port}\nbind-address=127.0.0.1\nsocket={dir}/mysqld.sock\n\
-         pid-file={dir}/mysqld.pid\nlog-bin={data}/{BINLOG_BASENAME}\nserver-id=1\n\
-         binlog_format=ROW\n{user}",
+         pid-file={dir}/mysqld.pid\nlog-error={dir}/server.log\nlog-bin={data}/{BINLOG_BASENAME}\n\
+         server-id={server_id}\nbinlog_format=ROW\n{user}",
         data = data.display(),
         dir = dir.display(),
     )

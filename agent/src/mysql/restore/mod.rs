@@ -1,7 +1,10 @@
 //! Point-in-time restore of a MySQL/MariaDB source.
 //!
 //! - [`plan`]: the restorable window, and the backup a target starts from.
+//! - [`route`]: the binlog replayed after the snapshot, one leg per server, and the search
+//!   of its index for the stop point.
 //! - [`target`]: the transaction boundary a target stops at, from the archived index.
 
 pub mod plan;
+pub mod route;
 pub mod target;

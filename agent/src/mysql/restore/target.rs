@@ -64,6 +64,24 @@ pub enum TargetError {
     GtidNotArchived { missing: GtidPos },
 }
 
+/// What [`StopSearch::feed`] made of a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fed {
+    /// The restore includes it; later ones may follow.
+    Taken,
+    /// The restore includes it, and nothing after it.
+    TakenLast,
+    /// The restore stops before it.
+    Refused,
+}
+
+impl Fed {
+    /// Whether later transactions may still change the stop point.
+    pub fn wants_more(self) -> bool {
+        self == Fed::Taken
+    }
+}
+
 /// Folds the archived transactions after a snapshot, in binlog order, into the
 /// [`StopPoint`] of a target.
 #[derive(Debug)]
@@ -90,11 +108,11 @@ impl StopSearch {
         }
     }
 
-    /// Feeds the next transaction, which ends at `entry.end` in `file`. Returns `false`
-    /// once the stop point is settled: later transactions cannot change it.
-    pub fn feed(&mut self, file: &BinlogFileName, entry: &IndexEntry) -> bool {
+    /// Feeds the next transaction, which ends at `entry.end` in `file`. Once it returns
+    /// anything but [`Fed::Taken`], the stop point is settled.
+    pub fn feed(&mut self, file: &BinlogFileName, entry: &IndexEntry) -> Fed {
         if self.settled {
-            return false;
+            return Fed::Refused;
         }
         let end = BinlogPos::new(file.clone(), u64::from(entry.end));
         let wanted = match &self.target {
@@ -110,7 +128,7 @@ impl StopSearch {
         };
         if !wanted {
             self.settled = true;
-            return false;
+            return Fed::Refused;
         }
         self.stop = Some(StopPoint {
             pos: end,
@@ -119,8 +137,9 @@ impl StopSearch {
         });
         if matches!(self.target, BinlogTarget::Gtid(_)) && self.pending.is_empty() {
             self.settled = true;
+            return Fed::TakenLast;
         }
-        !self.settled
+        Fed::Taken
     }
 
     /// The stop point: `None` when the restore stops at the snapshot itself, because no
@@ -184,7 +203,7 @@ mod tests {
     fn search(target: BinlogTarget) -> Result<Option<StopPoint>, TargetError> {
         let mut search = StopSearch::new(&target);
         for (file, entry) in transactions() {
-            if !search.feed(&file, &entry) {
+            if !search.feed(&file, &entry).wants_more() {
                 break;
             }
         }
