@@ -106,11 +106,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Restore a base backup into a new data directory, set to recover to a target.
+    /// Restore a base backup and replay the archived log up to a target.
     ///
-    /// The target must lie in the restorable window (see `logship list`); the restored
-    /// server fetches WAL with `logship wal-fetch`. With --start, logship starts it and
-    /// waits until the target is reached.
+    /// The target must lie in the restorable window (see `logship list`). PostgreSQL: a
+    /// new data directory, set to recover to the target; the restored server fetches WAL
+    /// with `logship wal-fetch`, and with --start logship starts it and waits until the
+    /// target is reached. MySQL/MariaDB: logship loads the backup into a server and
+    /// replays the binlog to the target itself; with --start the server is left running.
     Restore(RestoreArgs),
     /// A guided first run: a throwaway PostgreSQL streamed into the embedded store.
     Quickstart,
@@ -121,14 +123,16 @@ pub enum Command {
 #[command(group(
     ArgGroup::new("target")
         .required(true)
-        .args(["target_time", "target_lsn", "latest"])
+        .args(["target_time", "target_lsn", "target_gtid", "target_position", "latest"])
 ))]
 pub struct RestoreArgs {
     /// The source to restore (may be left out when the store holds one).
     #[arg(long)]
     pub source: Option<String>,
-    /// The new data directory; it must not exist, or be empty.
-    #[arg(long, value_name = "DIR")]
+    /// PostgreSQL: the new data directory, which must not exist or be empty.
+    /// MySQL/MariaDB: a directory where logship initializes a server (same rule), or
+    /// the mysql:// URL of an empty server.
+    #[arg(long, value_name = "DIR|URL")]
     pub to: PathBuf,
     /// Stop after the last commit at or before this time: RFC 3339, or
     /// "YYYY-MM-DD HH:MM:SS[.ffffff]" in UTC.
@@ -137,7 +141,15 @@ pub struct RestoreArgs {
     /// Stop at this WAL position, such as 0/3000100.
     #[arg(long, value_name = "LSN")]
     pub target_lsn: Option<logship_protocol::pg::Lsn>,
-    /// Replay all archived WAL.
+    /// MySQL/MariaDB: stop just past the transaction of this GTID, such as 0-1-42 (one
+    /// per domain, comma-separated).
+    #[arg(long, value_name = "GTID")]
+    pub target_gtid: Option<logship_protocol::mysql::GtidPos>,
+    /// MySQL/MariaDB: stop after the last transaction that ends at or before this binlog
+    /// position, such as binlog.000042:1234.
+    #[arg(long, value_name = "FILE:POS")]
+    pub target_position: Option<logship_protocol::mysql::BinlogPos>,
+    /// Replay all archived WAL or binlog.
     #[arg(long)]
     pub latest: bool,
     /// The timeline to follow: latest, or a timeline number.
@@ -149,7 +161,8 @@ pub struct RestoreArgs {
     /// Start the restored server and wait until it reaches the target.
     #[arg(long)]
     pub start: bool,
-    /// The port the restored server listens on (default: the original's).
+    /// The port the restored server listens on (default: the original's for PostgreSQL,
+    /// 3306 for MySQL/MariaDB).
     #[arg(long)]
     pub port: Option<u16>,
     /// Empty DIR first if it is not empty.

@@ -7,6 +7,7 @@
 //! - [`config`], [`cli`], [`commands`]: what the user asked for, and running it.
 //! - [`list`]: prints what a store holds and what a restore can reach; [`window`]: the
 //!   restorable window and its check of a target time.
+//! - [`restore`]: the directories a restore of either kind writes.
 //! - [`metrics`]: the Prometheus metrics and the health endpoints.
 //! - [`tls`]: `sslmode` and the rustls setup both database kinds share.
 //! - [`mysql`]: MySQL and MariaDB: the replication connection.
@@ -25,6 +26,7 @@ pub mod metrics;
 pub mod mysql;
 pub mod pg;
 pub mod quickstart;
+pub mod restore;
 pub mod store;
 #[cfg(test)]
 mod testutil;

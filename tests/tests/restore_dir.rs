@@ -3,7 +3,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use logship::pg::restore::dir::{check_data_dir, check_tablespace_dir};
+use logship::restore::dir::{check_data_dir, check_tablespace_dir};
 
 fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777

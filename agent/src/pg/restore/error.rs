@@ -1,13 +1,13 @@
 //! Why a restore failed: one line naming the cause, the object or file concerned, and the fix.
 
 use crate::archive::ReadError;
-use crate::pg::restore::dir::DirError;
 use crate::pg::restore::extract::ExtractError;
 use crate::pg::restore::plan::PlanError;
 use crate::pg::restore::recovery_conf::ConfError;
-use crate::pg::restore::sync::SyncError;
 use crate::pg::restore::tablespace::MappingError;
 use crate::pg::window::WindowError;
+use crate::restore::dir::DirError;
+use crate::restore::sync::SyncError;
 use crate::store::StoreError;
 
 /// What to do about a damaged backup object.

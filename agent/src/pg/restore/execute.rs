@@ -14,7 +14,6 @@ use logship_protocol::pg::manifest::BackupManifest;
 
 use crate::archive::read_object;
 use crate::pg::localpg::give_to_server_user;
-use crate::pg::restore::dir::{self, CheckedDir, DirError, TargetDir};
 use crate::pg::restore::download::{self, Destination};
 use crate::pg::restore::error::RestoreError;
 use crate::pg::restore::extract::Extractor;
@@ -24,6 +23,7 @@ use crate::pg::restore::tablespace::{
     self, Placement, TABLESPACE_MAP, TablespaceMapping, tablespace_map,
 };
 use crate::pg::window::load_source;
+use crate::restore::dir::{self, CheckedDir, DirError, TargetDir};
 use crate::store::Store;
 
 /// What to restore, and where.

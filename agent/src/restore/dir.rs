@@ -7,7 +7,7 @@ use std::io::{self, ErrorKind};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::pg::restore::sync::{SyncError, sync_tree};
+use crate::restore::sync::{SyncError, sync_tree};
 
 /// A directory that cannot receive a restore.
 #[derive(Debug, thiserror::Error)]
