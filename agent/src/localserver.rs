@@ -1,5 +1,6 @@
 //! What running a database server on this machine needs from the OS, whichever kind:
-//! when logship runs as root, the server's files belong to the server's own OS user.
+//! when logship runs as root, the server's files belong to the server's own OS user; and
+//! a free port to listen on.
 
 use std::path::Path;
 
@@ -33,4 +34,10 @@ pub async fn give_to_os_user(dir: &Path, user: &str) -> anyhow::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on right now.
+pub fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
+    Ok(listener.local_addr()?.port())
 }

@@ -9,10 +9,11 @@ use logship_protocol::archive::key::{self, SourceName};
 use logship_protocol::mysql::key::ServerNo;
 use tokio_util::sync::CancellationToken;
 
-use super::{free_port, say};
+use super::say;
 use crate::archive::Fetched;
 use crate::config::MysqlSourceConfig;
 use crate::identity::read_identity;
+use crate::localserver::free_port;
 use crate::metrics::SourceMetrics;
 use crate::mysql::catalog::BinlogCatalog;
 use crate::mysql::fetch::binlog_fetch;

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, PgSourceConfig};
 use crate::identity::read_identity;
+use crate::localserver::free_port;
 use crate::metrics::SourceMetrics;
 use crate::pg::backup::{self, BackupSettings};
 use crate::pg::catalog::WalCatalog;
@@ -348,11 +349,6 @@ async fn check_round_trip(
         )),
     }
     Ok(())
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
-    Ok(listener.local_addr()?.port())
 }
 
 fn say(line: &str) {
