@@ -178,6 +178,13 @@ impl LocalMariaDb {
         self.dir.join("data").join(file)
     }
 
+    /// Lets the server run on after this process exits.
+    pub fn leave_running(self) {
+        // Dropping the child handle would kill the server; forgetting it only leaks the
+        // handle, and the server's own process lives on.
+        std::mem::forget(self);
+    }
+
     /// Shuts the server down cleanly and waits for it to exit.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         let asked = self.query("SHUTDOWN").await;

@@ -1,10 +1,12 @@
 //! Point-in-time restore of a MySQL/MariaDB source.
 //!
+//! - [`into`]: the server the restore loads into, new in a directory or existing.
 //! - [`plan`]: the restorable window, and the backup a target starts from.
 //! - [`route`]: the binlog replayed after the snapshot, one leg per server, and the search
 //!   of its index for the stop point.
 //! - [`target`]: the transaction boundary a target stops at, from the archived index.
 
+pub mod into;
 pub mod plan;
 pub mod route;
 pub mod target;
