@@ -190,12 +190,15 @@ pub async fn list(config: &Config, source: Option<&str>, json: bool) -> anyhow::
         None if !config.sources.is_empty() => {
             config.sources.iter().map(|s| s.name().clone()).collect()
         }
-        None => match stored_sources(store.as_ref()).await?.as_slice() {
-            // The error for an empty store; or the source an agent created meanwhile.
-            [] => vec![pick_source(config, store.as_ref(), None).await?],
-            all => all.to_vec(),
-        },
+        None => stored_sources(store.as_ref()).await?,
     };
+    if sources.is_empty() && !json {
+        println!(
+            "store {} holds no archive yet (run `logship run` first, or check the store URL)",
+            store.url()
+        );
+        return Ok(());
+    }
     crate::list::list(
         store.as_ref(),
         &sources,

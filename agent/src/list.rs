@@ -577,6 +577,13 @@ mod tests {
     }
 
     #[test]
+    fn json_of_an_empty_store_lists_no_source() {
+        let mut out = Vec::new();
+        write_json(&[], &mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap().trim(), r#"{"sources":[]}"#);
+    }
+
+    #[test]
     fn json_window_is_null_without_one() {
         let mut s = summary();
         s.window = None;

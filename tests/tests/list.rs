@@ -337,3 +337,25 @@ async fn no_backup_yet() {
         "  restorable window: none (there is no base backup yet; take one with logship backup)\n"
     ));
 }
+
+/// DESIGN.md §2: on a store that holds nothing yet, `list --json` prints no source and
+/// exits 0; the table says so in a line.
+#[test]
+fn an_empty_store_lists_no_source() {
+    let dir = logship_tests::util::temp_dir("list-empty");
+    let store = format!("file://{}", dir.path().display());
+    let json = logship_tests::agent::logship(&["list", "--json", "--store", &store], &[]);
+    assert!(json.status.success(), "{json:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&json.stdout).trim(),
+        r#"{"sources":[]}"#
+    );
+    let text = logship_tests::agent::logship(&["list", "--store", &store], &[]);
+    assert!(text.status.success(), "{text:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&text.stdout).trim(),
+        format!(
+            "store {store} holds no archive yet (run `logship run` first, or check the store URL)"
+        )
+    );
+}

@@ -43,7 +43,9 @@ pub fn destination(to: &Path, force: bool) -> anyhow::Result<Destination> {
     let text = to.to_string_lossy();
     if text.starts_with("mysql://") {
         let password = std::env::var("MYSQL_PWD").ok();
-        return Ok(Destination::Server(ConnectOptions::from_url(&text, password)?));
+        return Ok(Destination::Server(ConnectOptions::from_url(
+            &text, password,
+        )?));
     }
     Ok(Destination::Dir(check_data_dir(to, force)?))
 }
@@ -60,9 +62,15 @@ pub struct NewServer {
 impl NewServer {
     /// Creates the directory and a server in it that will listen on `port`, and starts
     /// it on a free port with [`LOADING_SETTINGS`].
-    pub async fn create(checked: CheckedDir, port: u16, server_id: u32) -> anyhow::Result<NewServer> {
+    pub async fn create(
+        checked: CheckedDir,
+        port: u16,
+        server_id: u32,
+    ) -> anyhow::Result<NewServer> {
         let Some(mariadbd) = LocalMariaDb::find() else {
-            bail!("cannot find mariadbd to initialize the restored server (install mariadb-server, or restore into an existing server with --to mysql://…)");
+            bail!(
+                "cannot find mariadbd to initialize the restored server (install mariadb-server, or restore into an existing server with --to mysql://…)"
+            );
         };
         let dir = checked.prepare()?;
         let mut server = NewServer {
@@ -89,8 +97,13 @@ impl NewServer {
         let port = format!("--port={}", self.loading_port);
         let mut extra = vec![port.as_str()];
         extra.extend_from_slice(LOADING_SETTINGS);
-        let db = LocalMariaDb::start_existing(&self.mariadbd, self.dir.path(), self.loading_port, &extra)
-            .await?;
+        let db = LocalMariaDb::start_existing(
+            &self.mariadbd,
+            self.dir.path(),
+            self.loading_port,
+            &extra,
+        )
+        .await?;
         self.db = Some(db);
         Ok(())
     }
@@ -118,7 +131,8 @@ impl NewServer {
         let db = LocalMariaDb::start_existing(&self.mariadbd, &dir, self.port, &[])
             .await
             .with_context(|| format!("cannot start the restored server on port {}", self.port))?;
-        db.query("ALTER USER root@localhost IDENTIFIED VIA unix_socket").await?;
+        db.query("ALTER USER root@localhost IDENTIFIED VIA unix_socket")
+            .await?;
         let start_command = format!(
             "{} --defaults-file={}",
             self.mariadbd.display(),
@@ -175,7 +189,10 @@ pub async fn check_empty_server(
             "SELECT schema_name FROM information_schema.schemata WHERE schema_name NOT IN ({listed}) ORDER BY 1"
         ))
         .await?;
-    let databases: Vec<String> = rows.into_iter().filter_map(|row| row.into_iter().next().flatten()).collect();
+    let databases: Vec<String> = rows
+        .into_iter()
+        .filter_map(|row| row.into_iter().next().flatten())
+        .collect();
     if !databases.is_empty() {
         bail!(
             "the server at {} is not empty: it holds the database{} {} (restore into an empty server, or into a new directory with --to DIR)",
@@ -185,7 +202,11 @@ pub async fn check_empty_server(
         );
     }
     let server_id = conn.query("SELECT @@server_id").await?;
-    if server_id.first().and_then(|row| row.first()).cloned().flatten()
+    if server_id
+        .first()
+        .and_then(|row| row.first())
+        .cloned()
+        .flatten()
         == Some(original_server_id.to_string())
     {
         bail!(
