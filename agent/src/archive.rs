@@ -31,14 +31,6 @@ pub enum Fetched {
     NotInArchive,
 }
 
-/// Writes `dest` through a temp file, an fsync and a rename, so that a reader never sees
-/// half a file.
-pub fn write_atomically(dest: &Path, content: &[u8]) -> std::io::Result<()> {
-    let mut file = AtomicFile::create(dest)?;
-    file.write_all(content)?;
-    file.commit()
-}
-
 /// A file written piece by piece that appears at its destination only when complete:
 /// it is written to a temp file beside it, fsynced and renamed by [`AtomicFile::commit`].
 /// Dropped before that, it leaves nothing behind.

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::RestoreArgs;
 use crate::config::{Config, Source};
+use crate::fetchdest::FetchDest;
 use crate::metrics::{self, SourceMetrics};
 use crate::mysql::source::MysqlSource;
 use crate::pg::backup::{self, BackupSchedule, BackupSettings};
@@ -148,6 +149,12 @@ pub async fn wal_fetch(
 ) -> anyhow::Result<Fetched> {
     let launcher = walfetch::ahead::Launcher::this_process()
         .context("cannot find the path of the logship executable for the read-ahead worker")?;
+    // Segments are spooled beside a file (a link's target) in pg_wal, never for a stream.
+    let (dest, prefetch) = match FetchDest::file_path(dest) {
+        Some(file) => (file, prefetch),
+        None => (dest.to_owned(), 0),
+    };
+    let dest = dest.as_path();
     if prefetch > 0
         && let Some(fetched) = walfetch::wal_fetch_spooled(file, dest, &launcher)?
     {

@@ -4,7 +4,8 @@
 //! share lives at the top level; what only PostgreSQL needs lives under [`pg`].
 //! - [`store`]: one small async trait with a file and an S3 backend.
 //! - [`identity`]: the server identity recorded at a source's first write.
-//! - [`config`], [`cli`], [`commands`]: what the user asked for, and running it.
+//! - [`config`], [`cli`], [`commands`]: what the user asked for, and running it;
+//!   [`fetchdest`]: where the fetch commands write.
 //! - [`list`]: prints what a store holds and what a restore can reach; [`window`]: the
 //!   restorable window and its check of a target time.
 //! - [`restore`]: the directories a restore of either kind writes.
@@ -19,6 +20,7 @@ pub mod archiver;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod fetchdest;
 pub mod identity;
 pub mod list;
 pub mod localserver;

@@ -267,3 +267,56 @@ async fn prefetch_zero_leaves_no_spool() {
     assert_found(&fetch(store_dir.path(), 3, &dest, 0), &dest, 3);
     assert!(!pg_wal.join(SPOOL_DIR).exists());
 }
+
+/// DEST is written by what it is: standard output for `-`, through a symbolic link to its
+/// target, through a FIFO without replacing it; a directory is refused in one line.
+#[tokio::test]
+async fn dest_is_written_as_what_it_is() {
+    let (store_dir, _store, _source) = store_with(&[3]).await;
+    let out = fetch(store_dir.path(), 3, Path::new("-"), 8);
+    assert_exit(&out, 0);
+    assert!(out.stdout == content(3), "standard output differs");
+
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("target");
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    assert_found(&fetch(store_dir.path(), 3, &link, 8), &target, 3);
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+
+    let fifo = dir.path().join("fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    assert_exit(&fetch(store_dir.path(), 3, &fifo, 8), 0);
+    assert!(
+        reader.join().unwrap() == content(3),
+        "the FIFO's reader got other bytes"
+    );
+    assert!(std::os::unix::fs::FileTypeExt::is_fifo(
+        &std::fs::metadata(&fifo).unwrap().file_type()
+    ));
+
+    let out = fetch(store_dir.path(), 3, dir.path(), 8);
+    assert_exit(&out, 255);
+    assert_eq!(
+        logship_tests::agent::last_stderr_line(&out),
+        format!(
+            "error: cannot write {}: it is a directory: give the path of a file, a FIFO, or - for standard output (check that the destination directory exists and is writable)",
+            dir.path().display()
+        )
+    );
+}

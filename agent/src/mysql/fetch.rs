@@ -7,7 +7,8 @@ use logship_protocol::archive::SourceIdentity;
 use logship_protocol::archive::key::SourceName;
 use logship_protocol::mysql::BinlogFileName;
 
-use crate::archive::{AtomicFile, Fetched, ReadError};
+use crate::archive::{Fetched, ReadError};
+use crate::fetchdest::FetchDest;
 use crate::identity::{IdentityError, read_identity};
 use crate::mysql::catalog::BinlogCatalog;
 use crate::mysql::read::{ArchivedFile, FileReadError};
@@ -109,7 +110,7 @@ pub async fn binlog_fetch(
         path: dest.display().to_string(),
         reason: err.to_string(),
     };
-    let mut out = AtomicFile::create(dest).map_err(dest_error)?;
+    let mut out = FetchDest::create(dest).map_err(dest_error)?;
     let found = match archived.copy_to(store, &mut out).await {
         Ok(found) => found,
         Err(FileReadError::Write(err)) => return Err(dest_error(err)),

@@ -22,7 +22,8 @@ use logship_protocol::pg::segment::WalFileName;
 use logship_protocol::pg::{SegmentNo, TimelineId, WalSegSize};
 
 pub use crate::archive::Fetched;
-use crate::archive::{ReadError, Retry, read_object, retrying, write_atomically};
+use crate::archive::{ReadError, Retry, read_object, retrying};
+use crate::fetchdest::write_dest;
 use crate::identity::{IdentityError, read_identity};
 use crate::store::{Store, StoreError};
 
@@ -320,7 +321,7 @@ async fn fetch_named(
     };
     match content {
         Some(bytes) => {
-            write_atomically(dest, &bytes).map_err(|err| FetchError::Dest {
+            write_dest(dest, &bytes).map_err(|err| FetchError::Dest {
                 path: dest.display().to_string(),
                 reason: err.to_string(),
             })?;
