@@ -10,36 +10,40 @@ use crate::pg::restore::plan::{RecoveryTarget, TargetTimeline};
 use crate::pg::restore::recovery_conf::TargetAction;
 use crate::pg::restore::tablespace::TablespaceMapping;
 
-/// Streams PostgreSQL WAL into object storage, continuously, and restores from it.
+/// The heading of the options every command takes.
+const GLOBAL: &str = "Global options";
+
+/// Streams PostgreSQL WAL and MySQL/MariaDB binlogs into object storage, continuously,
+/// and restores from them.
 #[derive(Debug, Parser)]
 #[command(name = "logship", version, about, max_term_width = 100)]
 pub struct Cli {
     /// Configuration file (default: ./logship.toml if it exists).
-    #[arg(long, env = "LOGSHIP_CONFIG", global = true, value_name = "FILE")]
+    #[arg(long, env = "LOGSHIP_CONFIG", global = true, value_name = "FILE", help_heading = GLOBAL)]
     pub config: Option<PathBuf>,
 
     /// Log format on stderr.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true, help_heading = GLOBAL)]
     pub log_format: LogFormat,
 
     /// More log output (repeat for more).
-    #[arg(short, long, action = ArgAction::Count, global = true)]
+    #[arg(short, long, action = ArgAction::Count, global = true, help_heading = GLOBAL)]
     pub verbose: u8,
 
     /// Less log output (repeat for less).
-    #[arg(short, long, action = ArgAction::Count, global = true)]
+    #[arg(short, long, action = ArgAction::Count, global = true, help_heading = GLOBAL)]
     pub quiet: u8,
 
     /// A PostgreSQL source given inline (named "default"), instead of a config file.
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(long, global = true, value_name = "URL", help_heading = GLOBAL)]
     pub postgres: Option<String>,
 
     /// A MySQL or MariaDB source given inline (named "default"), instead of a config file.
-    #[arg(long, global = true, value_name = "URL", conflicts_with = "postgres")]
+    #[arg(long, global = true, value_name = "URL", conflicts_with = "postgres", help_heading = GLOBAL)]
     pub mysql: Option<String>,
 
     /// The store URL: file:///path or s3://bucket/prefix (default: file://./logship-data).
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(long, global = true, value_name = "URL", help_heading = GLOBAL)]
     pub store: Option<String>,
 
     #[command(subcommand)]
@@ -210,6 +214,34 @@ impl Cli {
             postgres: self.postgres.clone(),
             mysql: self.mysql.clone(),
             store: self.store.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn subcommand_help_keeps_global_options_apart() {
+        let mut cli = Cli::command();
+        cli.build();
+        let restore = cli.find_subcommand_mut("restore").unwrap();
+        let help = restore.render_help().to_string();
+        let (own, global) = help.split_once("Global options:").unwrap();
+        assert!(
+            own.contains("--target-time") && !own.contains("--config"),
+            "{help}"
+        );
+        for flag in [
+            "--config",
+            "--log-format",
+            "--postgres",
+            "--mysql",
+            "--store",
+        ] {
+            assert!(global.contains(flag), "{flag} missing from:\n{help}");
         }
     }
 }

@@ -66,6 +66,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
         }
     }
+    schedules.spawn(metrics::announce_when_streaming(
+        config.metrics.listen,
+        all_metrics.clone(),
+    ));
     let server = tokio::spawn(metrics::serve(config.metrics.listen, handle, all_metrics));
     let outcome = tokio::select! {
         signal = shutdown_signal() => {
@@ -297,8 +301,18 @@ pub async fn pick_source(
         if let Some(name) = wanted
             && config.sources.is_empty()
         {
-            return SourceName::new(name)
-                .map_err(|err| anyhow!("invalid --source {name:?}: {err}"));
+            let name =
+                SourceName::new(name).map_err(|err| anyhow!("invalid --source {name:?}: {err}"))?;
+            let stored = stored_sources(store).await?;
+            if !stored.is_empty() && !stored.contains(&name) {
+                bail!(
+                    "store {} holds no source named {:?} (it holds: {})",
+                    store.url(),
+                    name.as_str(),
+                    source_list(&stored)
+                );
+            }
+            return Ok(name);
         }
         return Ok(config.source(wanted)?.name().clone());
     }
@@ -312,13 +326,17 @@ pub async fn pick_source(
         _ => bail!(
             "store {} holds several sources (choose one with --source: {})",
             store.url(),
-            stored
-                .iter()
-                .map(SourceName::as_str)
-                .collect::<Vec<_>>()
-                .join(", ")
+            source_list(&stored)
         ),
     }
+}
+
+fn source_list(sources: &[SourceName]) -> String {
+    sources
+        .iter()
+        .map(SourceName::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Every source that has an identity object in the store.

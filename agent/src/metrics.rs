@@ -215,6 +215,15 @@ pub fn install_recorder() -> anyhow::Result<PrometheusHandle> {
     Ok(handle)
 }
 
+/// Logs once, when every source streams, where the metrics are served: so that a source
+/// that fails at its first connection fails in one line.
+pub async fn announce_when_streaming(listen: SocketAddr, sources: Vec<SourceMetrics>) {
+    while !sources.iter().all(|s| s.snapshot().connected) {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tracing::info!(%listen, "every source is streaming; serving /metrics, /healthz and /readyz");
+}
+
 /// Serves `/metrics`, `/healthz` (the process is up) and `/readyz` (every source is streaming).
 pub async fn serve(
     listen: SocketAddr,
@@ -223,10 +232,10 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|err| {
         anyhow::anyhow!(
-            "cannot listen for metrics on {listen}: {err} (choose another [metrics] listen address)"
+            "cannot listen for metrics on {listen}: {err} (choose another address: listen in the configuration's [metrics] table, or LOGSHIP_METRICS_LISTEN)"
         )
     })?;
-    tracing::info!(%listen, "serving /metrics, /healthz and /readyz");
+    tracing::debug!(%listen, "listening for /metrics, /healthz and /readyz");
     let app = Router::new()
         .route("/metrics", get(move || std::future::ready(handle.render())))
         .route("/healthz", get(|| std::future::ready("ok\n")))

@@ -32,8 +32,9 @@ fn assert_fails_with(output: &Output, expected: &str) {
         String::from_utf8_lossy(&output.stderr)
     );
     assert_eq!(
-        last_stderr_line(output),
-        format!("error: source default: {expected}")
+        String::from_utf8_lossy(&output.stderr).trim_end(),
+        format!("error: source default: {expected}"),
+        "the failure must be one line"
     );
 }
 

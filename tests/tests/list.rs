@@ -359,3 +359,26 @@ fn an_empty_store_lists_no_source() {
         )
     );
 }
+
+/// `--source` naming a source the store does not hold says which ones it holds.
+#[tokio::test]
+async fn an_unknown_source_names_the_stored_ones() {
+    let test_store = TestStore::file();
+    let store = test_store.open().await;
+    for name in ["main", "shop"] {
+        let identity = SourceIdentity::Postgres {
+            system_id: 7,
+            wal_seg_size: seg(),
+        };
+        record_identity(store.as_ref(), &SourceName::new(name).unwrap(), &identity)
+            .await
+            .unwrap();
+    }
+    let url = test_store.url();
+    let out = logship_tests::agent::logship(&["list", "--source", "nope", "--store", &url], &[]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim_end(),
+        format!("error: store {url} holds no source named \"nope\" (it holds: main, shop)")
+    );
+}
