@@ -9,6 +9,7 @@
 //! - [`takeover`]: where a promoted MariaDB server takes over the stream.
 //! - [`read`]: one archived binlog file of one server back: its bytes and its index.
 //! - [`fetch`]: `binlog-fetch`, one archived binlog file back, byte for byte.
+//! - [`replay`]: the archive served to a restored server as its primary, up to a target.
 //! - [`localdb`]: a throwaway MariaDB on this machine, for the quickstart.
 //! - [`summary`]: what `logship list` shows: archived files, gaps, the newest commit.
 //! - [`offsets`], [`progress`]: positions as global byte offsets, for the metrics.
@@ -22,6 +23,7 @@ pub mod localdb;
 pub mod offsets;
 pub mod progress;
 pub mod read;
+pub mod replay;
 pub mod source;
 pub mod summary;
 pub mod takeover;
