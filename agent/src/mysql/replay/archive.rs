@@ -288,3 +288,112 @@ impl FileEvents {
         ReplayError::Events { key, source: err }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use logship_protocol::archive::object::{Codec, encode};
+    use logship_protocol::archive::pieces::PieceRange;
+    use logship_protocol::mysql::key::BinlogKey;
+
+    use super::*;
+    use crate::store::fs::FsStore;
+
+    const FIXTURE: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../protocol/tests/fixtures/mysql-binlogs/mariadb-10.11-binlog.000002"
+    );
+
+    /// The fixture stored as pieces cut at `cuts` (inside events too), and its bytes.
+    async fn archive_in_pieces(cuts: &[u32]) -> (tempfile::TempDir, ServerArchive, Vec<u8>) {
+        let bytes = std::fs::read(FIXTURE).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(FsStore::new(dir.path()).unwrap());
+        let source = SourceName::new("main").unwrap();
+        let file = BinlogFileName::new("binlog.000002").unwrap();
+        let mut bounds = vec![0];
+        bounds.extend_from_slice(cuts);
+        bounds.push(bytes.len() as u32);
+        for pair in bounds.windows(2) {
+            let range = PieceRange::new(pair[0], pair[1]).unwrap();
+            let key = BinlogKey::Piece {
+                server: ServerNo::FIRST,
+                file: file.clone(),
+                range,
+            }
+            .format(&source);
+            let content = &bytes[pair[0] as usize..pair[1] as usize];
+            store
+                .put(&key, Bytes::from(encode(content, Codec::Lz4)))
+                .await
+                .unwrap();
+        }
+        let catalog = Arc::new(BinlogCatalog::load(store.as_ref(), &source).await.unwrap());
+        let archive = ServerArchive::new(store, source, ServerNo::FIRST, catalog);
+        (dir, archive, bytes)
+    }
+
+    async fn offsets(events: &mut FileEvents) -> Vec<u64> {
+        let mut out = Vec::new();
+        while let Some(event) = events.next().await.unwrap() {
+            out.push(event.offset());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn reads_every_event_across_piece_boundaries_and_from_a_position() {
+        let (_dir, archive, bytes) = archive_in_pieces(&[100, 700, 701, 1500]).await;
+        let all = BinlogReader::read_all(&bytes).unwrap();
+        let file = BinlogFileName::new("binlog.000002").unwrap();
+        let mut from_start = archive.open(&file, 4).await.unwrap();
+        let (fde, _) = from_start.format_description().unwrap().clone();
+        assert_eq!(fde.raw(), all[0].raw());
+        let expected: Vec<u64> = all[1..].iter().map(Event::offset).collect();
+        assert_eq!(offsets(&mut from_start).await, expected);
+        // From each event boundary past the FORMAT_DESCRIPTION: the events from there on.
+        for (i, event) in all.iter().enumerate().skip(1) {
+            let mut events = archive.open(&file, event.offset()).await.unwrap();
+            assert_eq!(
+                offsets(&mut events).await,
+                expected[i - 1..],
+                "from {}",
+                event.offset()
+            );
+        }
+        // From inside an event: its bytes do not frame as one, and reading says so.
+        let mut inside = archive.open(&file, all[2].offset() + 1).await.unwrap();
+        let err = inside.next().await.unwrap_err();
+        assert!(matches!(err, ReplayError::Events { .. }), "{err}");
+        // From inside the FORMAT_DESCRIPTION: refused.
+        let Err(err) = archive.open(&file, 10).await else {
+            panic!("a position inside the FORMAT_DESCRIPTION was accepted");
+        };
+        assert!(matches!(err, ReplayError::NotABoundary { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_damaged_piece_is_named() {
+        let (dir, archive, _) = archive_in_pieces(&[700]).await;
+        let key = "main/binlog/00000001/binlog.000002.partial.000002BC-0000077F";
+        let path = dir.path().join(key);
+        let mut stored = std::fs::read(&path).unwrap();
+        let last = stored.len() - 1;
+        stored[last] ^= 1;
+        std::fs::write(&path, stored).unwrap();
+        let file = BinlogFileName::new("binlog.000002").unwrap();
+        let mut events = archive.open(&file, 4).await.unwrap();
+        let err = loop {
+            match events.next().await {
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("the damaged piece was read"),
+                Err(err) => break err,
+            }
+        };
+        assert!(
+            err.to_string()
+                .starts_with(&format!("object {key} is corrupt: ")),
+            "{err}"
+        );
+    }
+}
