@@ -116,7 +116,7 @@ pub async fn replay(
     if from == stop {
         return Ok(Replayed {
             reached: stop.clone(),
-            last_gtid: None,
+            last_gtid,
             gtid_slave_pos: gtid_slave_pos(restored).await?,
             elapsed: started.elapsed(),
             bytes_served: 0,

@@ -71,8 +71,8 @@ const CAPABILITIES: CapabilityFlags = CapabilityFlags::from_bits(
 /// How an [`ArchivePrimary`] presents itself and where it stops.
 #[derive(Clone)]
 pub struct PrimaryConfig {
-    /// The original server's `server_id` and `gtid_domain_id` (its version and checksum
-    /// come from the archived FORMAT_DESCRIPTION).
+    /// The original server's `server_id` (its version and checksum come from the archived
+    /// FORMAT_DESCRIPTION).
     pub server_id: u32,
     /// The original server's `gtid_domain_id`.
     pub domain_id: u32,
