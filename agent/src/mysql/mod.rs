@@ -9,6 +9,7 @@
 //! - [`takeover`]: where a promoted MariaDB server takes over the stream.
 //! - [`read`]: one archived binlog file of one server back: its bytes and its index.
 //! - [`fetch`]: `binlog-fetch`, one archived binlog file back, byte for byte.
+//! - [`replay`]: the archive served to a restored server as its primary, up to a target.
 //! - [`restore`]: point-in-time restore: the window, the backup and the stop point.
 //! - [`localdb`]: a throwaway MariaDB on this machine, for the quickstart.
 //! - [`summary`]: what `logship list` shows: archived files, gaps, the newest commit.
@@ -23,6 +24,7 @@ pub mod localdb;
 pub mod offsets;
 pub mod progress;
 pub mod read;
+pub mod replay;
 pub mod restore;
 pub mod source;
 pub mod summary;

@@ -34,6 +34,17 @@ pub enum FileReadError {
     Write(std::io::Error),
 }
 
+/// One object holding part of an archived file's bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilePart {
+    /// The object's key.
+    pub key: String,
+    /// The file offset of its first byte.
+    pub start: u32,
+    /// The bytes a piece holds, as its key says; `None` for a complete file's one object.
+    pub len: Option<u32>,
+}
+
 /// One archived file of one server, as the catalog lists it.
 #[derive(Debug, Clone, Copy)]
 pub struct ArchivedFile<'a> {
@@ -77,44 +88,70 @@ impl ArchivedFile<'_> {
         store: &dyn Store,
         out: &mut impl Write,
     ) -> Result<bool, FileReadError> {
+        let parts = self.parts()?;
+        for part in &parts {
+            let content = self.read_part(store, part).await?;
+            out.write_all(&content).map_err(FileReadError::Write)?;
+        }
+        Ok(!parts.is_empty())
+    }
+
+    /// The objects that hold the file's bytes as archived, in file order: the complete
+    /// object, or the piece chain from offset 0 (empty when the archive holds nothing of
+    /// it). Read each with [`ArchivedFile::read_part`], to stream a file one object at a time.
+    pub fn parts(&self) -> Result<Vec<FilePart>, FileReadError> {
         if self.objects.complete {
             let key = BinlogKey::File {
                 server: self.server,
                 file: self.file.clone(),
             }
             .format(self.source);
-            let content = read_object(store, &key)
-                .await?
-                .ok_or(FileReadError::Vanished { key })?;
-            out.write_all(&content).map_err(FileReadError::Write)?;
-            return Ok(true);
+            return Ok(vec![FilePart {
+                key,
+                start: 0,
+                len: None,
+            }]);
         }
         let chain = self.objects.chain();
         if chain.is_empty() {
-            return Ok(false);
+            return Ok(Vec::new());
         }
         self.check_marked_length(&chain)?;
-        for range in chain {
-            let key = BinlogKey::Piece {
-                server: self.server,
-                file: self.file.clone(),
-                range,
-            }
-            .format(self.source);
-            let piece = read_object(store, &key)
+        Ok(chain
+            .into_iter()
+            .map(|range| FilePart {
+                key: BinlogKey::Piece {
+                    server: self.server,
+                    file: self.file.clone(),
+                    range,
+                }
+                .format(self.source),
+                start: range.start(),
+                len: Some(range.len()),
+            })
+            .collect())
+    }
+
+    /// Reads and verifies one object of [`ArchivedFile::parts`]: a piece must hold exactly
+    /// the bytes its key names.
+    pub async fn read_part(
+        &self,
+        store: &dyn Store,
+        part: &FilePart,
+    ) -> Result<Vec<u8>, FileReadError> {
+        let content =
+            read_object(store, &part.key)
                 .await?
-                .ok_or_else(|| FileReadError::Vanished { key: key.clone() })?;
-            if piece.len() != range.len() as usize {
-                let reason = format!(
-                    "holds {} bytes but its key says {}",
-                    piece.len(),
-                    range.len()
-                );
-                return Err(ReadError::damaged(&key, reason, false).into());
-            }
-            out.write_all(&piece).map_err(FileReadError::Write)?;
+                .ok_or_else(|| FileReadError::Vanished {
+                    key: part.key.clone(),
+                })?;
+        if let Some(len) = part.len
+            && content.len() != len as usize
+        {
+            let reason = format!("holds {} bytes but its key says {len}", content.len());
+            return Err(ReadError::damaged(&part.key, reason, false).into());
         }
-        Ok(true)
+        Ok(content)
     }
 
     /// Refuses a file whose end marker says it is longer than its pieces reach: a piece

@@ -39,6 +39,21 @@ pub fn scramble_native_password(nonce: &[u8], password: &[u8]) -> Vec<u8> {
     xor(&stage1, &h.finalize())
 }
 
+/// A server's check of a `mysql_native_password` answer: whether `response` is the
+/// scramble of `password` for `nonce` (the 20-byte scramble of the greeting or switch).
+///
+/// An empty password matches only an empty response. The comparison looks at every byte,
+/// so its time says nothing about where a wrong answer differs.
+pub fn check_native_password(nonce: &[u8], password: &[u8], response: &[u8]) -> bool {
+    let expected = scramble_native_password(nonce, password);
+    expected.len() == response.len()
+        && expected
+            .iter()
+            .zip(response)
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
+}
+
 /// `caching_sha2_password`'s scramble: SHA256(pw) XOR SHA256(SHA256(SHA256(pw)) ‖ nonce).
 ///
 /// An empty password is sent as an empty response. `nonce` is the 20-byte scramble.

@@ -5,7 +5,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::handshake::CapabilityFlags;
-use super::lenenc::{ParseError, Reader};
+use super::lenenc::{ParseError, Reader, put_lenenc_bytes, put_lenenc_int};
 use super::packet::encode_packet;
 use super::response::{EOF_HEADER, ERR_HEADER, EofPacket, ErrPacket, OK_HEADER, OkPacket};
 
@@ -182,6 +182,70 @@ impl Command {
         Ok(())
     }
 
+    /// Parses a command payload as a server receives it; `Ok(None)` for a command code
+    /// this module does not model (a server answers it with an ERR).
+    ///
+    /// `COM_BINLOG_DUMP_GTID` is MySQL's; MariaDB refuses it, and so does this parser.
+    pub fn parse(payload: &[u8]) -> Result<Option<Command>, ParseError> {
+        let mut r = Reader::new("command", payload);
+        let code = r.u8("command code")?;
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        Ok(Some(match code {
+            COM_QUERY => Command::Query(text(r.rest())),
+            COM_QUIT => Command::Quit,
+            COM_PING => Command::Ping,
+            COM_REGISTER_SLAVE => {
+                let mut r = Reader::new("COM_REGISTER_SLAVE", payload.get(1..).unwrap_or_default());
+                let server_id = r.u32("server id")?;
+                let mut field = |name: &'static str| -> Result<String, ParseError> {
+                    let len = r.u8(name)?;
+                    Ok(text(r.bytes(name, usize::from(len))?))
+                };
+                let host = field("host")?;
+                let user = field("user")?;
+                let password = field("password")?;
+                // Servers accept the request without the trailing fields, and so does this.
+                let port = if r.remaining() >= 2 {
+                    r.u16("port")?
+                } else {
+                    0
+                };
+                let rank = if r.remaining() >= 4 {
+                    r.u32("rank")?
+                } else {
+                    0
+                };
+                let master_id = if r.remaining() >= 4 {
+                    r.u32("master id")?
+                } else {
+                    0
+                };
+                Command::RegisterSlave(RegisterSlave {
+                    server_id,
+                    host,
+                    user,
+                    password,
+                    port,
+                    rank,
+                    master_id,
+                })
+            }
+            COM_BINLOG_DUMP => {
+                let mut r = Reader::new("COM_BINLOG_DUMP", payload.get(1..).unwrap_or_default());
+                let position = r.u32("position")?;
+                let flags = r.u16("flags")?;
+                let server_id = r.u32("server id")?;
+                Command::BinlogDump(BinlogDump {
+                    position,
+                    flags,
+                    server_id,
+                    file: text(r.rest()),
+                })
+            }
+            _ => return Ok(None),
+        }))
+    }
+
     /// Appends the command as packets with sequence id 0 (split if it is 16 MiB or more).
     pub fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
         let mut payload = BytesMut::new();
@@ -213,6 +277,43 @@ pub struct ColumnDefinition {
 }
 
 impl ColumnDefinition {
+    /// A text column named `name` of type `column_type` (`MYSQL_TYPE_*`), in collation
+    /// `charset`, with no table behind it (what a `SELECT` of an expression returns).
+    pub fn expression(name: &str, column_type: u8, charset: u16) -> ColumnDefinition {
+        ColumnDefinition {
+            schema: String::new(),
+            table: String::new(),
+            name: name.to_owned(),
+            charset,
+            column_length: 1024,
+            column_type,
+            flags: 0,
+            decimals: 0,
+        }
+    }
+
+    /// Appends the ColumnDefinition41 payload; the original table and name repeat the
+    /// table and name.
+    pub fn encode(&self, buf: &mut BytesMut) {
+        for field in [
+            "def",
+            &self.schema,
+            &self.table,
+            &self.table,
+            &self.name,
+            &self.name,
+        ] {
+            put_lenenc_bytes(buf, field.as_bytes());
+        }
+        put_lenenc_int(buf, 0x0C);
+        buf.put_u16_le(self.charset);
+        buf.put_u32_le(self.column_length);
+        buf.put_u8(self.column_type);
+        buf.put_u16_le(self.flags);
+        buf.put_u8(self.decimals);
+        buf.put_bytes(0, 2);
+    }
+
     /// Parses a ColumnDefinition41 payload.
     pub fn parse(payload: &[u8]) -> Result<ColumnDefinition, ParseError> {
         let mut r = Reader::new("column definition", payload);
@@ -263,6 +364,54 @@ pub struct ResultSet {
 }
 
 impl ResultSet {
+    /// Appends the result set as the packets of a COM_QUERY reply, the first with sequence
+    /// id `seq`; returns the id after the last. With `CLIENT_DEPRECATE_EOF` in
+    /// `capabilities` the columns end without an EOF and the rows with an OK (0xFE).
+    pub fn encode(&self, capabilities: CapabilityFlags, seq: u8, buf: &mut BytesMut) -> u8 {
+        let deprecate_eof = capabilities.contains(CapabilityFlags::DEPRECATE_EOF);
+        let mut payload = BytesMut::new();
+        put_lenenc_int(&mut payload, self.columns.len() as u64);
+        let mut seq = encode_packet(seq, &payload, buf);
+        for column in &self.columns {
+            payload.clear();
+            column.encode(&mut payload);
+            seq = encode_packet(seq, &payload, buf);
+        }
+        let eof = EofPacket {
+            warnings: 0,
+            status: self.status,
+        };
+        if !deprecate_eof {
+            payload.clear();
+            eof.encode(&mut payload);
+            seq = encode_packet(seq, &payload, buf);
+        }
+        for row in &self.rows {
+            payload.clear();
+            for value in row {
+                match value {
+                    Some(v) => put_lenenc_bytes(&mut payload, v),
+                    None => payload.put_u8(0xFB),
+                }
+            }
+            seq = encode_packet(seq, &payload, buf);
+        }
+        payload.clear();
+        if deprecate_eof {
+            OkPacket {
+                affected_rows: 0,
+                last_insert_id: 0,
+                status: self.status,
+                warnings: 0,
+                info: Bytes::new(),
+            }
+            .encode_with_header(EOF_HEADER, &mut payload);
+        } else {
+            eof.encode(&mut payload);
+        }
+        encode_packet(seq, &payload, buf)
+    }
+
     /// The value of `row`'s column `name` as text, if the row and column exist and it is not NULL.
     pub fn get(&self, row: usize, name: &str) -> Option<&[u8]> {
         let column = self.columns.iter().position(|c| c.name == name)?;

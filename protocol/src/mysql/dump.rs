@@ -10,7 +10,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::lenenc::ParseError;
-use super::packet::encode_packet;
+use super::packet::{encode_packet, encode_packet_parts};
 use super::response::{EOF_HEADER, ERR_HEADER, EofPacket, ErrPacket, OK_HEADER};
 
 /// The byte that starts a semi-sync header and a semi-sync acknowledgement.
@@ -211,6 +211,13 @@ impl DumpPacket {
             }),
         }
     }
+}
+
+/// Appends one event of a dump stream as a server sends it (without semi-sync): the status
+/// byte 0x00 and the event, split into 16 MiB packets as needed, the first with sequence id
+/// `seq`; returns the id after the last.
+pub fn encode_dump_event(seq: u8, event: &[u8], buf: &mut BytesMut) -> u8 {
+    encode_packet_parts(seq, &[OK_HEADER], event, buf)
 }
 
 /// A semi-sync acknowledgement: the replica has the binlog up to `position` of `file`.

@@ -195,6 +195,50 @@ impl HandshakeV10 {
         })
     }
 
+    /// Appends the greeting payload, as a server sends it with sequence id 0.
+    ///
+    /// The nonce is sent as MySQL lays it out: 8 bytes, a filler, the rest and a NUL. It
+    /// must hold no NUL itself (the client reads part 2 up to one); servers use 20 printable
+    /// bytes. MariaDB's extended capabilities go in the reserved bytes when `CLIENT_MYSQL`
+    /// is clear.
+    pub fn encode(&self, buf: &mut BytesMut) {
+        let caps = self.capabilities;
+        buf.put_u8(10);
+        buf.put_slice(self.server_version.as_bytes());
+        buf.put_u8(0);
+        buf.put_u32_le(self.connection_id);
+        let (part1, part2) = self.nonce.split_at(self.nonce.len().min(8));
+        buf.put_slice(part1);
+        buf.put_bytes(0, 8 - part1.len());
+        buf.put_u8(0);
+        buf.put_u16_le(caps.low() as u16);
+        buf.put_u8(self.charset);
+        buf.put_u16_le(self.status);
+        buf.put_u16_le((caps.low() >> 16) as u16);
+        let auth_data_len = if caps.contains(CapabilityFlags::PLUGIN_AUTH) {
+            u8::try_from(self.nonce.len() + 1).unwrap_or(u8::MAX)
+        } else {
+            0
+        };
+        buf.put_u8(auth_data_len);
+        buf.put_bytes(0, 6);
+        let extended = if caps.contains(CapabilityFlags::CLIENT_MYSQL) {
+            0
+        } else {
+            caps.mariadb_extended()
+        };
+        buf.put_u32_le(extended);
+        if caps.contains(CapabilityFlags::SECURE_CONNECTION) {
+            // At least 12 bytes and the NUL, which is what a reader skips.
+            buf.put_slice(part2);
+            buf.put_bytes(0, 12usize.saturating_sub(part2.len()) + 1);
+        }
+        if caps.contains(CapabilityFlags::PLUGIN_AUTH) {
+            buf.put_slice(self.auth_plugin.as_bytes());
+            buf.put_u8(0);
+        }
+    }
+
     /// Whether the server is MariaDB (its version string says so).
     pub fn is_mariadb(&self) -> bool {
         self.server_version.contains("MariaDB")
@@ -302,6 +346,68 @@ impl HandshakeResponse41 {
             caps = caps | CapabilityFlags::CONNECT_ATTRS;
         }
         caps
+    }
+
+    /// Parses a HandshakeResponse41 payload, as a server receives it; `capabilities` holds
+    /// the flags as sent (MariaDB's extended ones in the high bits when `CLIENT_MYSQL` is
+    /// clear). An SSLRequest (32 bytes with `CLIENT_SSL`) is refused: it is not a login.
+    pub fn parse(payload: &[u8]) -> Result<HandshakeResponse41, ParseError> {
+        let mut r = Reader::new("HandshakeResponse41", payload);
+        let low = r.u32("capability flags")?;
+        let max_packet_size = r.u32("max packet size")?;
+        let charset = r.u8("character set")?;
+        r.bytes("filler", 19)?;
+        let extended = r.u32("extended capability flags")?;
+        let mut capabilities = CapabilityFlags(u64::from(low));
+        if !capabilities.contains(CapabilityFlags::CLIENT_MYSQL) {
+            capabilities = CapabilityFlags(capabilities.0 | u64::from(extended) << 32);
+        }
+        if r.is_empty() && capabilities.contains(CapabilityFlags::SSL) {
+            return Err(
+                r.malformed("it is an SSLRequest, and this server offers no TLS".to_owned())
+            );
+        }
+        let user = String::from_utf8_lossy(r.nul_terminated("user name")?).into_owned();
+        let auth_response =
+            if capabilities.contains(CapabilityFlags::PLUGIN_AUTH_LENENC_CLIENT_DATA) {
+                r.lenenc_bytes("auth response")?.to_vec()
+            } else if capabilities.contains(CapabilityFlags::SECURE_CONNECTION) {
+                let len = r.u8("auth response length")?;
+                r.bytes("auth response", usize::from(len))?.to_vec()
+            } else {
+                r.nul_terminated("auth response")?.to_vec()
+            };
+        let database = if capabilities.contains(CapabilityFlags::CONNECT_WITH_DB) {
+            Some(String::from_utf8_lossy(r.nul_terminated("database")?).into_owned())
+        } else {
+            None
+        };
+        let auth_plugin = if capabilities.contains(CapabilityFlags::PLUGIN_AUTH) {
+            String::from_utf8_lossy(r.nul_terminated_or_rest()).into_owned()
+        } else {
+            String::new()
+        };
+        let mut connect_attrs = Vec::new();
+        if capabilities.contains(CapabilityFlags::CONNECT_ATTRS) && !r.is_empty() {
+            let attrs = r.lenenc_bytes("connection attributes")?;
+            let mut a = Reader::new("connection attributes", attrs);
+            while !a.is_empty() {
+                let key = String::from_utf8_lossy(a.lenenc_bytes("attribute name")?).into_owned();
+                let value =
+                    String::from_utf8_lossy(a.lenenc_bytes("attribute value")?).into_owned();
+                connect_attrs.push((key, value));
+            }
+        }
+        Ok(HandshakeResponse41 {
+            capabilities,
+            max_packet_size,
+            charset,
+            user,
+            auth_response,
+            database,
+            auth_plugin,
+            connect_attrs,
+        })
     }
 
     /// Appends the HandshakeResponse41 payload.

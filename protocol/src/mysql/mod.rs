@@ -1,5 +1,5 @@
-//! MySQL and MariaDB, sans-IO: the client protocol a replica speaks, and the binary
-//! logs it receives.
+//! MySQL and MariaDB, sans-IO: the client protocol a replica speaks (and the primary's
+//! answers to it), and the binary logs it receives.
 //!
 //! A dump connection runs in this order, every step a value in and bytes out:
 //!
@@ -13,6 +13,11 @@
 //! 4. Optionally [`Command::RegisterSlave`], then [`Command::BinlogDump`] or
 //!    [`Command::BinlogDumpGtid`], and parse each payload that follows with
 //!    [`DumpPacket::parse`]; acknowledge semi-sync events with [`SemiSyncAck`].
+//!
+//! The other side, a primary serving its binlog to a replica, uses the same types the
+//! other way round: [`HandshakeV10::encode`], [`HandshakeResponse41::parse`],
+//! [`auth::check_native_password`], [`Command::parse`], the `encode` methods of the
+//! replies and [`ResultSet`], and [`serve`] for the events a primary makes up.
 //!
 //! The events, from a dump stream or a file, flow through these modules:
 //!
@@ -49,6 +54,7 @@ pub mod lenenc;
 pub mod packet;
 pub mod position;
 pub mod response;
+pub mod serve;
 pub mod switch;
 pub mod takeover;
 pub mod transaction;
@@ -59,7 +65,7 @@ pub use command::{
     BinlogDump, BinlogDumpGtid, ColumnDefinition, Command, EncodeError, QueryError, QueryReader,
     QueryResponse, RegisterSlave, ResultSet, Row,
 };
-pub use dump::{DumpError, DumpErrorKind, DumpEvent, DumpPacket, SemiSyncAck};
+pub use dump::{DumpError, DumpErrorKind, DumpEvent, DumpPacket, SemiSyncAck, encode_dump_event};
 pub use event::{
     BinlogError, ChecksumAlg, Event, EventData, EventDecoder, EventHeader, EventType,
     FormatDescription,
@@ -67,7 +73,7 @@ pub use event::{
 pub use gtid::{Gtid, GtidPos, GtidSet, MysqlGtid, Tag, Tsid, Uuid};
 pub use handshake::{CapabilityFlags, Greeting, HandshakeResponse41, HandshakeV10, SslRequest};
 pub use lenenc::ParseError;
-pub use packet::{Packet, PacketDecoder, PacketError, encode_packet};
+pub use packet::{Packet, PacketDecoder, PacketError, encode_packet, encode_packet_parts};
 pub use position::{BinlogFileName, BinlogPos};
 pub use response::{AuthMoreData, AuthSwitchRequest, EofPacket, ErrPacket, OkPacket, ReplyKind};
 pub use transaction::{Transaction, TransactionTracker, TrxGtid, TrxOutcome};

@@ -165,18 +165,29 @@ fn peek_header(buf: &[u8]) -> Option<(usize, u8)> {
 
 /// Appends `payload` framed as packets starting at sequence id `seq`; returns the id after the last.
 pub fn encode_packet(seq: u8, payload: &[u8], buf: &mut BytesMut) -> u8 {
+    encode_packet_parts(seq, &[], payload, buf)
+}
+
+/// Appends the payload `head` followed by `body` framed as packets starting at sequence id
+/// `seq`, without joining them first; returns the id after the last. A dump stream sends
+/// each event this way, behind its status byte.
+pub fn encode_packet_parts(seq: u8, head: &[u8], body: &[u8], buf: &mut BytesMut) -> u8 {
+    let total = head.len() + body.len();
     let mut seq = seq;
-    let mut rest = payload;
-    buf.reserve(payload.len() + HEADER_LEN * (payload.len() / MAX_CHUNK + 1));
+    let (mut head, mut body) = (head, body);
+    buf.reserve(total + HEADER_LEN * (total / MAX_CHUNK + 1));
     loop {
-        let (chunk, tail) = rest.split_at(rest.len().min(MAX_CHUNK));
-        put_u24(buf, chunk.len());
+        let len = (head.len() + body.len()).min(MAX_CHUNK);
+        put_u24(buf, len);
         buf.put_u8(seq);
-        buf.put_slice(chunk);
+        let (h, rest_head) = head.split_at(head.len().min(len));
+        let (b, rest_body) = body.split_at(body.len().min(len - h.len()));
+        buf.put_slice(h);
+        buf.put_slice(b);
+        (head, body) = (rest_head, rest_body);
         seq = seq.wrapping_add(1);
-        rest = tail;
         // A full chunk promises more, so an exact multiple ends with an empty packet.
-        if chunk.len() < MAX_CHUNK {
+        if len < MAX_CHUNK {
             return seq;
         }
     }
@@ -253,6 +264,20 @@ mod tests {
                 actual: 9
             })
         );
+    }
+
+    #[test]
+    fn a_head_and_body_frame_as_their_concatenation() {
+        for len in [0, 5, MAX_CHUNK - 1, MAX_CHUNK, MAX_CHUNK + 3] {
+            let body: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+            let mut joined = vec![0u8];
+            joined.extend_from_slice(&body);
+            let (mut a, mut b) = (BytesMut::new(), BytesMut::new());
+            let seq_a = encode_packet(9, &joined, &mut a);
+            let seq_b = encode_packet_parts(9, &[0], &body, &mut b);
+            assert_eq!(seq_a, seq_b, "{len}");
+            assert!(a == b, "{len}");
+        }
     }
 
     #[test]

@@ -3,10 +3,10 @@
 
 use std::fmt;
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 
 use super::handshake::CapabilityFlags;
-use super::lenenc::{ParseError, Reader};
+use super::lenenc::{ParseError, Reader, put_lenenc_int};
 
 /// First byte of an OK packet.
 pub const OK_HEADER: u8 = 0x00;
@@ -65,6 +65,23 @@ impl OkPacket {
             info: Bytes::copy_from_slice(r.rest()),
         })
     }
+
+    /// Appends the OK payload (header 0x00); the info text goes last, as sent without
+    /// `CLIENT_SESSION_TRACK`.
+    pub fn encode(&self, buf: &mut BytesMut) {
+        self.encode_with_header(OK_HEADER, buf);
+    }
+
+    /// Appends the OK payload with `header`: 0xFE where it ends a result set under
+    /// `CLIENT_DEPRECATE_EOF`.
+    pub(crate) fn encode_with_header(&self, header: u8, buf: &mut BytesMut) {
+        buf.put_u8(header);
+        put_lenenc_int(buf, self.affected_rows);
+        put_lenenc_int(buf, self.last_insert_id);
+        buf.put_u16_le(self.status);
+        buf.put_u16_le(self.warnings);
+        buf.put_slice(&self.info);
+    }
 }
 
 /// An error reply (`ERR_Packet`).
@@ -99,6 +116,22 @@ impl ErrPacket {
             sql_state,
             message: String::from_utf8_lossy(r.rest()).into_owned(),
         })
+    }
+
+    /// Appends the ERR payload; a SQL state that is not 5 bytes is sent as `HY000`.
+    pub fn encode(&self, buf: &mut BytesMut) {
+        buf.put_u8(ERR_HEADER);
+        buf.put_u16_le(self.code);
+        if let Some(state) = &self.sql_state {
+            buf.put_u8(b'#');
+            let state = if state.len() == 5 {
+                state.as_str()
+            } else {
+                "HY000"
+            };
+            buf.put_slice(state.as_bytes());
+        }
+        buf.put_slice(self.message.as_bytes());
     }
 }
 
@@ -145,6 +178,13 @@ impl EofPacket {
         Ok(EofPacket { warnings, status })
     }
 
+    /// Appends the EOF payload (5 bytes).
+    pub fn encode(&self, buf: &mut BytesMut) {
+        buf.put_u8(EOF_HEADER);
+        buf.put_u16_le(self.warnings);
+        buf.put_u16_le(self.status);
+    }
+
     /// Whether a payload is an EOF packet rather than data that happens to start with 0xFE.
     pub fn is_eof(payload: &[u8]) -> bool {
         payload.first() == Some(&EOF_HEADER) && payload.len() < 9
@@ -181,6 +221,14 @@ impl AuthSwitchRequest {
             plugin,
             data: Bytes::copy_from_slice(r.rest()),
         })
+    }
+
+    /// Appends the AuthSwitchRequest payload: 0xFE, the plugin name and NUL, the data.
+    pub fn encode(&self, buf: &mut BytesMut) {
+        buf.put_u8(EOF_HEADER);
+        buf.put_slice(self.plugin.as_bytes());
+        buf.put_u8(0);
+        buf.put_slice(&self.data);
     }
 }
 
@@ -281,6 +329,43 @@ mod tests {
         assert_eq!(ReplyKind::of(&[0xFE; 12], plain), ReplyKind::Data);
         assert_eq!(ReplyKind::of(&[0xFE; 12], deprecate), ReplyKind::Eof);
         assert_eq!(ReplyKind::of(&[0x03, b'd'], plain), ReplyKind::Data);
+    }
+
+    #[test]
+    fn encoded_replies_parse_back() {
+        let ok = OkPacket {
+            affected_rows: 300,
+            last_insert_id: 1 << 20,
+            status: 2,
+            warnings: 1,
+            info: Bytes::from_static(b"Rows matched: 1"),
+        };
+        let mut buf = BytesMut::new();
+        ok.encode(&mut buf);
+        assert_eq!(OkPacket::parse(&buf).unwrap(), ok);
+        let err = ErrPacket {
+            code: 1236,
+            sql_state: Some("HY000".into()),
+            message: "Could not find first log file name in binary log index file".into(),
+        };
+        buf.clear();
+        err.encode(&mut buf);
+        assert_eq!(ErrPacket::parse(&buf).unwrap(), err);
+        let eof = EofPacket {
+            warnings: 0,
+            status: 0x22,
+        };
+        buf.clear();
+        eof.encode(&mut buf);
+        assert!(EofPacket::is_eof(&buf));
+        assert_eq!(EofPacket::parse(&buf).unwrap(), eof);
+        let switch = AuthSwitchRequest {
+            plugin: "mysql_native_password".into(),
+            data: Bytes::from_static(b"0123456789abcdefghij\0"),
+        };
+        buf.clear();
+        switch.encode(&mut buf);
+        assert_eq!(AuthSwitchRequest::parse(&buf).unwrap(), switch);
     }
 
     #[test]

@@ -139,6 +139,15 @@ impl MysqlConnection {
         self.session.query(sql).await
     }
 
+    /// Runs one statement; each row as a map from the lower-case column name to its text
+    /// (SQL NULLs left out). For replies read by name, such as `SHOW SLAVE STATUS`.
+    pub async fn query_named(
+        &mut self,
+        sql: &str,
+    ) -> Result<Vec<HashMap<String, String>>, MysqlError> {
+        self.session.query_rows_named(sql).await
+    }
+
     /// Ends the session politely (COM_QUIT).
     pub async fn close(self) {
         self.session.close().await;
