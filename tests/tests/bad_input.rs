@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use logship_tests::agent::{last_stderr_line, logship};
+use logship_tests::agent::logship;
 use logship_tests::archive::TestStore;
 use logship_tests::pg::{PgAuth, PgOptions, PgServer};
 use logship_tests::s3::S3Server;
