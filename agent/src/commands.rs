@@ -9,11 +9,12 @@ use logship_protocol::archive::key::{ArchiveKey, SourceName};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::backup::schedule::BackupSchedule;
 use crate::cli::RestoreArgs;
 use crate::config::{Config, Source};
 use crate::metrics::{self, SourceMetrics};
 use crate::mysql::source::MysqlSource;
-use crate::pg::backup::{self, BackupSchedule, BackupSettings};
+use crate::pg::backup::{self, BackupSettings, PgScheduled};
 use crate::pg::localpg::{LocalPostgres, shell_quote};
 use crate::pg::restore;
 use crate::pg::restore::recovery_conf::RestoreCommand;
@@ -48,8 +49,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 let schedule = BackupSchedule {
                     store: store.clone(),
                     source: name.clone(),
-                    options: backup::connect_options(source)?,
-                    settings: BackupSettings::from_config(source),
+                    backup: Box::new(PgScheduled {
+                        store: store.clone(),
+                        source: name.clone(),
+                        options: backup::connect_options(source)?,
+                        settings: BackupSettings::from_config(source),
+                    }),
                     interval: source.common.base_backup_interval,
                     metrics: source_metrics.clone(),
                 };
