@@ -77,6 +77,9 @@ pub struct SourceConfig {
     // MySQL only.
     pub server_id: Option<u32>,
     pub semi_sync: Option<bool>,
+    pub backup_method: Option<String>,
+    /// Connections that read a logical backup's rows in parallel.
+    pub backup_workers: Option<u32>,
 }
 
 /// A configured source, typed for its kind.
@@ -125,7 +128,12 @@ pub struct MysqlSourceConfig {
     pub server_id: u32,
     /// Acknowledge transactions to a semi-sync primary once they are durable.
     pub semi_sync: bool,
+    /// Connections that read a logical backup's rows in parallel; at least 1.
+    pub backup_workers: usize,
 }
+
+/// How many connections a logical backup reads rows with unless told otherwise.
+pub const DEFAULT_BACKUP_WORKERS: usize = 2;
 
 /// The `[metrics]` table.
 #[derive(Debug, Clone, Deserialize)]
@@ -183,6 +191,8 @@ const SOURCE_KEYS: &[(&str, ValueKind)] = &[
     ("application_name", ValueKind::String),
     ("backup_checkpoint", ValueKind::String),
     ("backup_max_rate", ValueKind::Integer),
+    ("backup_method", ValueKind::String),
+    ("backup_workers", ValueKind::Integer),
     ("base_backup_interval", ValueKind::String),
     ("flush_interval", ValueKind::String),
     ("password_file", ValueKind::String),
@@ -369,6 +379,8 @@ impl Source {
                     &[
                         ("server_id", raw.server_id.is_some()),
                         ("semi_sync", raw.semi_sync.is_some()),
+                        ("backup_method", raw.backup_method.is_some()),
+                        ("backup_workers", raw.backup_workers.is_some()),
                     ],
                 )?;
                 Ok(Source::Postgres(PgSourceConfig {
@@ -393,6 +405,25 @@ impl Source {
                         ("backup_max_rate", raw.backup_max_rate.is_some()),
                     ],
                 )?;
+                match raw.backup_method.as_deref() {
+                    None | Some("logical") => {}
+                    Some("physical") => bail!(
+                        "source {:?}: backup_method \"physical\" (mariadb-backup) is not built yet (use backup_method = \"logical\")",
+                        raw.name
+                    ),
+                    Some(other) => bail!(
+                        "source {:?}: unknown backup_method {other:?} (use \"logical\")",
+                        raw.name
+                    ),
+                }
+                let backup_workers = match raw.backup_workers {
+                    Some(0) => bail!(
+                        "source {:?}: backup_workers 0 is not allowed (a backup needs at least one connection)",
+                        raw.name
+                    ),
+                    Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+                    None => DEFAULT_BACKUP_WORKERS,
+                };
                 let server_id = match raw.server_id {
                     Some(0) => bail!(
                         "source {:?}: server_id 0 is not allowed (a replica needs a server_id no other server or replica uses, from 1 to 4294967295)",
@@ -405,6 +436,7 @@ impl Source {
                     common,
                     server_id,
                     semi_sync: raw.semi_sync.unwrap_or(false),
+                    backup_workers,
                 }))
             }
         }
