@@ -77,7 +77,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                     interval: source.common.base_backup_interval,
                     metrics: source_metrics.clone(),
                 };
-                schedules.spawn(schedule.run(shutdown.clone()));
+                if source.scheduled_backups {
+                    schedules.spawn(schedule.run(shutdown.clone()));
+                }
                 let mysql = MysqlSource::new(source.clone(), store.clone(), source_metrics);
                 let token = shutdown.clone();
                 sources.spawn(async move { (name, mysql.run(token).await.map_err(Into::into)) });

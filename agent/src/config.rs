@@ -60,11 +60,8 @@ pub struct SourceConfig {
     pub url: String,
     #[serde(default = "default_flush_interval", deserialize_with = "duration")]
     pub flush_interval: Duration,
-    #[serde(
-        default = "default_base_backup_interval",
-        deserialize_with = "duration"
-    )]
-    pub base_backup_interval: Duration,
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub base_backup_interval: Option<Duration>,
     #[serde(default)]
     pub password_file: Option<PathBuf>,
     // PostgreSQL only.
@@ -130,6 +127,9 @@ pub struct MysqlSourceConfig {
     pub semi_sync: bool,
     /// Connections that read a logical backup's rows in parallel; at least 1.
     pub backup_workers: usize,
+    /// Whether `logship run` takes backups on schedule: only when `base_backup_interval` is
+    /// set for the source, since a binlog user often lacks what a logical backup reads.
+    pub scheduled_backups: bool,
 }
 
 /// How many connections a logical backup reads rows with unless told otherwise.
@@ -175,6 +175,10 @@ pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
 }
 
 /// What the command line adds to the configuration.
@@ -369,7 +373,9 @@ impl Source {
             name,
             url: raw.url,
             flush_interval: raw.flush_interval,
-            base_backup_interval: raw.base_backup_interval,
+            base_backup_interval: raw
+                .base_backup_interval
+                .unwrap_or_else(default_base_backup_interval),
             password_file: raw.password_file,
         };
         match raw.kind {
@@ -437,6 +443,7 @@ impl Source {
                     server_id,
                     semi_sync: raw.semi_sync.unwrap_or(false),
                     backup_workers,
+                    scheduled_backups: raw.base_backup_interval.is_some(),
                 }))
             }
         }
