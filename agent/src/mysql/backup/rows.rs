@@ -14,8 +14,9 @@ use super::schema::TablePlan;
 use crate::backup::{CHUNK_BYTES, ChunkWriter, StreamChunks};
 use crate::mysql::conn::SqlConnection;
 
-/// About how much of a table one primary-key range holds.
-const RANGE_BYTES: u64 = CHUNK_BYTES as u64;
+/// About how much of a table (as the server estimates it) one primary-key range holds:
+/// two chunks, so that a range is worth a worker's time.
+const RANGE_BYTES: u64 = 2 * CHUNK_BYTES as u64;
 
 /// The most ranges a table is split into.
 const MAX_RANGES: u64 = 256;

@@ -245,10 +245,18 @@ async fn read_accounts(
                 false,
             )
         };
+        // IF NOT EXISTS: a fresh server has accounts of its own, such as root@<its host name>.
         if is_role {
-            script.push(Phase::Account, format!("CREATE ROLE {account}"));
+            script.push(
+                Phase::Account,
+                format!("CREATE ROLE IF NOT EXISTS {account}"),
+            );
         } else {
             let create = field(conn, &format!("SHOW CREATE USER {account}"), 0).await?;
+            let create = match create.strip_prefix("CREATE USER ") {
+                Some(rest) => format!("CREATE USER IF NOT EXISTS {rest}"),
+                None => create,
+            };
             script.push(Phase::Account, create);
         }
         grants.extend(column(conn, &format!("SHOW GRANTS FOR {account}")).await?);
