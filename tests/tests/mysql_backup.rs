@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use logship::mysql::backup::list_backups;
 use logship::mysql::conn::ConnectOptions;
@@ -25,6 +25,9 @@ const BACKUP_PRIVILEGES: &str =
 
 /// Rows of `shop.big`, 1000 bytes each: over 16 MiB, so several chunks and key ranges.
 const BIG_ROWS: u32 = 40_000;
+
+/// How long a load of the test data may take.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Tables whose content does not change after `populate`.
 const STATIC_TABLES: &[(&str, &str)] = &[
@@ -170,19 +173,20 @@ async fn a_logical_backup_loads_into_a_fresh_server_as_its_snapshot() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let writer = tokio::spawn(write_until(db.conn().await, stop.clone()));
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    eprintln!("data written; backing up while a writer commits");
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let args = ["--mysql", &url, "--store", &store.url(), "backup"];
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let env = store.env();
     let started = Instant::now();
     let out = tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        logship_within(&args, &env, std::time::Duration::from_secs(300))
+        logship_within(&args, &env, Duration::from_secs(300))
     })
     .await
     .unwrap();
     let backup_took = started.elapsed();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
     let seqs = writer.await.unwrap();
     assert!(out.status.success(), "{out:?}\n{}", agent.log());
@@ -233,15 +237,18 @@ async fn a_logical_backup_loads_into_a_fresh_server_as_its_snapshot() {
     assert_eq!(table("shop.kinds").bit_columns, ["b"]);
 
     let restored = MariaDb::start(MariaDbOptions::default());
-    let loaded = load_backup(
+    eprintln!("backup {} taken in {backup_took:?}; loading it", meta.id);
+    let load = load_backup(
         opened.clone(),
         &inline_source(),
         meta,
         &restored_options(&restored),
         2,
-    )
-    .await
-    .unwrap();
+    );
+    let loaded = tokio::time::timeout(LOAD_TIMEOUT, load)
+        .await
+        .expect("the load ends within its time")
+        .unwrap_or_else(|e| panic!("{e}"));
     let backup_mb = meta.raw_bytes as f64 / 1e6;
     println!(
         "backup: {backup_mb:.1} MB raw ({:.1} MB stored) in {backup_took:?} = {:.1} MB/s; \
@@ -283,7 +290,7 @@ async fn a_logical_backup_loads_into_a_fresh_server_as_its_snapshot() {
         "NINE"
     );
     assert_eq!(
-        restored.query_value("SELECT f_double(21) FROM DUAL").await,
+        restored.query_value("SELECT shop.f_double(21)").await,
         "42".to_string()
     );
     assert_eq!(
@@ -331,15 +338,17 @@ async fn a_logical_backup_loads_into_a_fresh_server_as_its_snapshot() {
     };
     flip_a_byte(dir.path(), &key);
     let empty = MariaDb::start(MariaDbOptions::default());
-    let err = load_backup(
+    let load = load_backup(
         opened.clone(),
         &inline_source(),
         meta,
         &restored_options(&empty),
         2,
-    )
-    .await
-    .unwrap_err();
+    );
+    let err = tokio::time::timeout(LOAD_TIMEOUT, load)
+        .await
+        .expect("the load ends within its time")
+        .unwrap_err();
     assert!(
         err.to_string()
             .starts_with(&format!("object {key} is corrupt: ")),
