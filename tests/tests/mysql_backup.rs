@@ -238,13 +238,9 @@ async fn a_logical_backup_loads_into_a_fresh_server_as_its_snapshot() {
 
     let restored = MariaDb::start(MariaDbOptions::default());
     eprintln!("backup {} taken in {backup_took:?}; loading it", meta.id);
-    let load = load_backup(
-        opened.clone(),
-        &inline_source(),
-        meta,
-        &restored_options(&restored),
-        2,
-    );
+    let source = inline_source();
+    let options = restored_options(&restored);
+    let load = load_backup(opened.clone(), &source, meta, &options, 2);
     let loaded = tokio::time::timeout(LOAD_TIMEOUT, load)
         .await
         .expect("the load ends within its time")
@@ -338,13 +334,8 @@ async fn a_logical_backup_loads_into_a_fresh_server_as_its_snapshot() {
     };
     flip_a_byte(dir.path(), &key);
     let empty = MariaDb::start(MariaDbOptions::default());
-    let load = load_backup(
-        opened.clone(),
-        &inline_source(),
-        meta,
-        &restored_options(&empty),
-        2,
-    );
+    let options = restored_options(&empty);
+    let load = load_backup(opened.clone(), &source, meta, &options, 2);
     let err = tokio::time::timeout(LOAD_TIMEOUT, load)
         .await
         .expect("the load ends within its time")
