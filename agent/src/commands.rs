@@ -9,12 +9,14 @@ use logship_protocol::archive::key::{ArchiveKey, SourceName};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::backup::schedule::BackupSchedule;
 use crate::cli::RestoreArgs;
 use crate::config::{Config, Source};
 use crate::fetchdest::FetchDest;
 use crate::metrics::{self, SourceMetrics};
+use crate::mysql::backup::{self as mysql_backup, MysqlScheduled};
 use crate::mysql::source::MysqlSource;
-use crate::pg::backup::{self, BackupSchedule, BackupSettings};
+use crate::pg::backup::{self, BackupSettings, PgScheduled};
 use crate::pg::localpg::{LocalPostgres, shell_quote};
 use crate::pg::restore;
 use crate::pg::restore::recovery_conf::RestoreCommand;
@@ -49,8 +51,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 let schedule = BackupSchedule {
                     store: store.clone(),
                     source: name.clone(),
-                    options: backup::connect_options(source)?,
-                    settings: BackupSettings::from_config(source),
+                    backup: Box::new(PgScheduled {
+                        store: store.clone(),
+                        source: name.clone(),
+                        options: backup::connect_options(source)?,
+                        settings: BackupSettings::from_config(source),
+                    }),
                     interval: source.common.base_backup_interval,
                     metrics: source_metrics.clone(),
                 };
@@ -60,6 +66,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 sources.spawn(async move { (name, pg.run(token).await.map_err(Into::into)) });
             }
             Source::Mysql(source) => {
+                let schedule = BackupSchedule {
+                    store: store.clone(),
+                    source: name.clone(),
+                    backup: Box::new(MysqlScheduled {
+                        store: store.clone(),
+                        source: name.clone(),
+                        options: mysql_backup::connect_options(source)?,
+                        settings: mysql_backup::BackupSettings::from_config(source),
+                    }),
+                    interval: source.common.base_backup_interval,
+                    metrics: source_metrics.clone(),
+                };
+                if source.scheduled_backups {
+                    schedules.spawn(schedule.run(shutdown.clone()));
+                }
                 let mysql = MysqlSource::new(source.clone(), store.clone(), source_metrics);
                 let token = shutdown.clone();
                 sources.spawn(async move { (name, mysql.run(token).await.map_err(Into::into)) });
@@ -128,19 +149,22 @@ async fn shutdown_signal() -> anyhow::Result<()> {
 
 /// `logship backup`: takes one base backup of the source now; returns its id once durable.
 pub async fn backup(config: &Config, source: Option<&str>) -> anyhow::Result<BackupId> {
-    let source = match config.source(source)? {
-        Source::Postgres(pg) => pg,
-        Source::Mysql(mysql) => bail!(
-            "source {:?}: base backups of mysql sources are not supported by this version yet",
-            mysql.common.name.as_str()
-        ),
-    };
-    let name = source.common.name.clone();
     let store = store::open(&config.store).await?;
-    let options = backup::connect_options(source)?;
-    let settings = BackupSettings::from_config(source);
-    let meta = backup::take_backup(store, &name, &options, &settings).await?;
-    Ok(meta.id)
+    match config.source(source)? {
+        Source::Postgres(source) => {
+            let options = backup::connect_options(source)?;
+            let settings = BackupSettings::from_config(source);
+            let meta = backup::take_backup(store, &source.common.name, &options, &settings).await?;
+            Ok(meta.id)
+        }
+        Source::Mysql(source) => {
+            let options = mysql_backup::connect_options(source)?;
+            let settings = mysql_backup::BackupSettings::from_config(source);
+            let meta =
+                mysql_backup::take_backup(store, &source.common.name, &options, &settings).await?;
+            Ok(meta.id)
+        }
+    }
 }
 
 /// `logship wal-fetch FILE DEST`, reading `prefetch` segments ahead.

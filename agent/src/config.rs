@@ -60,11 +60,8 @@ pub struct SourceConfig {
     pub url: String,
     #[serde(default = "default_flush_interval", deserialize_with = "duration")]
     pub flush_interval: Duration,
-    #[serde(
-        default = "default_base_backup_interval",
-        deserialize_with = "duration"
-    )]
-    pub base_backup_interval: Duration,
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub base_backup_interval: Option<Duration>,
     #[serde(default)]
     pub password_file: Option<PathBuf>,
     // PostgreSQL only.
@@ -77,6 +74,9 @@ pub struct SourceConfig {
     // MySQL only.
     pub server_id: Option<u32>,
     pub semi_sync: Option<bool>,
+    pub backup_method: Option<String>,
+    /// Connections that read a logical backup's rows in parallel.
+    pub backup_workers: Option<u32>,
 }
 
 /// A configured source, typed for its kind.
@@ -125,7 +125,15 @@ pub struct MysqlSourceConfig {
     pub server_id: u32,
     /// Acknowledge transactions to a semi-sync primary once they are durable.
     pub semi_sync: bool,
+    /// Connections that read a logical backup's rows in parallel; at least 1.
+    pub backup_workers: usize,
+    /// Whether `logship run` takes backups on schedule: only when `base_backup_interval` is
+    /// set for the source, since a binlog user often lacks what a logical backup reads.
+    pub scheduled_backups: bool,
 }
+
+/// How many connections a logical backup reads rows with unless told otherwise.
+pub const DEFAULT_BACKUP_WORKERS: usize = 2;
 
 /// The `[metrics]` table.
 #[derive(Debug, Clone, Deserialize)]
@@ -169,6 +177,10 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     parse_duration(&text).map_err(serde::de::Error::custom)
 }
 
+fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
+}
+
 /// What the command line adds to the configuration.
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
@@ -183,6 +195,8 @@ const SOURCE_KEYS: &[(&str, ValueKind)] = &[
     ("application_name", ValueKind::String),
     ("backup_checkpoint", ValueKind::String),
     ("backup_max_rate", ValueKind::Integer),
+    ("backup_method", ValueKind::String),
+    ("backup_workers", ValueKind::Integer),
     ("base_backup_interval", ValueKind::String),
     ("flush_interval", ValueKind::String),
     ("password_file", ValueKind::String),
@@ -359,7 +373,9 @@ impl Source {
             name,
             url: raw.url,
             flush_interval: raw.flush_interval,
-            base_backup_interval: raw.base_backup_interval,
+            base_backup_interval: raw
+                .base_backup_interval
+                .unwrap_or_else(default_base_backup_interval),
             password_file: raw.password_file,
         };
         match raw.kind {
@@ -369,6 +385,8 @@ impl Source {
                     &[
                         ("server_id", raw.server_id.is_some()),
                         ("semi_sync", raw.semi_sync.is_some()),
+                        ("backup_method", raw.backup_method.is_some()),
+                        ("backup_workers", raw.backup_workers.is_some()),
                     ],
                 )?;
                 Ok(Source::Postgres(PgSourceConfig {
@@ -393,6 +411,25 @@ impl Source {
                         ("backup_max_rate", raw.backup_max_rate.is_some()),
                     ],
                 )?;
+                match raw.backup_method.as_deref() {
+                    None | Some("logical") => {}
+                    Some("physical") => bail!(
+                        "source {:?}: backup_method \"physical\" (mariadb-backup) is not built yet (use backup_method = \"logical\")",
+                        raw.name
+                    ),
+                    Some(other) => bail!(
+                        "source {:?}: unknown backup_method {other:?} (use \"logical\")",
+                        raw.name
+                    ),
+                }
+                let backup_workers = match raw.backup_workers {
+                    Some(0) => bail!(
+                        "source {:?}: backup_workers 0 is not allowed (a backup needs at least one connection)",
+                        raw.name
+                    ),
+                    Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+                    None => DEFAULT_BACKUP_WORKERS,
+                };
                 let server_id = match raw.server_id {
                     Some(0) => bail!(
                         "source {:?}: server_id 0 is not allowed (a replica needs a server_id no other server or replica uses, from 1 to 4294967295)",
@@ -405,6 +442,8 @@ impl Source {
                     common,
                     server_id,
                     semi_sync: raw.semi_sync.unwrap_or(false),
+                    backup_workers,
+                    scheduled_backups: raw.base_backup_interval.is_some(),
                 }))
             }
         }

@@ -3,6 +3,7 @@
 //! Data flows source → archiver → store, and store → restore. What both database kinds
 //! share lives at the top level; what only PostgreSQL needs lives under [`pg`].
 //! - [`store`]: one small async trait with a file and an S3 backend.
+//! - [`backup`]: what base backups of both kinds share: chunk objects, the schedule.
 //! - [`identity`]: the server identity recorded at a source's first write.
 //! - [`config`], [`cli`], [`commands`]: what the user asked for, and running it;
 //!   [`fetchdest`]: where the fetch commands write.
@@ -17,6 +18,7 @@
 
 pub mod archive;
 pub mod archiver;
+pub mod backup;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -4,6 +4,8 @@
 //!   binlog archiver needs, and the binlog dump stream with semi-sync acknowledgements.
 //! - [`source`]: drives a dump connection and feeds the archiver.
 //! - [`archiver`]: turns the binlog stream into objects and owns the durable position.
+//! - [`backup`]: logical base backups: schema and rows over lined-up snapshots.
+//! - [`load`]: a logical backup loaded into an empty server.
 //! - [`catalog`]: what the store holds for a source, by server and binlog file.
 //! - [`history`]: which servers a MariaDB source has followed, from its switch records.
 //! - [`takeover`]: where a promoted MariaDB server takes over the stream.
@@ -16,10 +18,12 @@
 //! - [`offsets`], [`progress`]: positions as global byte offsets, for the metrics.
 
 pub mod archiver;
+pub mod backup;
 pub mod catalog;
 pub mod conn;
 pub mod fetch;
 pub mod history;
+pub mod load;
 pub mod localdb;
 pub mod offsets;
 pub mod progress;

@@ -328,7 +328,7 @@ impl BackupMeta {
 }
 
 /// A value stored as a JSON string in its `Display` form and read back with `FromStr`.
-mod as_text {
+pub(crate) mod as_text {
     use std::fmt::Display;
     use std::str::FromStr;
 
@@ -387,7 +387,7 @@ mod segment_size {
 }
 
 /// A CRC-32 as 8 upper-case hex digits.
-mod crc_hex {
+pub(crate) mod crc_hex {
     use serde::{Deserialize, Deserializer, Serializer, de};
 
     use crate::pg::segment::parse_hex8;
@@ -406,7 +406,7 @@ mod crc_hex {
 }
 
 /// A list of CRC-32s, each as 8 upper-case hex digits.
-mod crc_hex_list {
+pub(crate) mod crc_hex_list {
     use serde::{Deserialize, Deserializer, Serializer, de};
 
     pub fn serialize<S: Serializer>(crcs: &[u32], s: S) -> Result<S::Ok, S::Error> {

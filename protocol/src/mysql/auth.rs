@@ -272,6 +272,8 @@ pub struct LoginOptions {
     pub tls: bool,
     /// The server's RSA public key (PEM), to skip asking for it in caching_sha2_password.
     pub server_public_key_pem: Option<String>,
+    /// Whether to offer `CLIENT_LOCAL_FILES`: the client answers `LOAD DATA LOCAL INFILE`.
+    pub local_files: bool,
 }
 
 impl LoginOptions {
@@ -286,6 +288,7 @@ impl LoginOptions {
             max_packet_size: 1 << 30,
             tls: false,
             server_public_key_pem: None,
+            local_files: false,
         }
     }
 }
@@ -305,6 +308,7 @@ impl std::fmt::Debug for LoginOptions {
                 "server_public_key_pem",
                 &self.server_public_key_pem.is_some(),
             )
+            .field("local_files", &self.local_files)
             .finish()
     }
 }
@@ -376,6 +380,9 @@ impl Login {
             });
         }
         let mut capabilities = CLIENT_CAPABILITIES & server;
+        if options.local_files {
+            capabilities = capabilities | (CapabilityFlags::LOCAL_FILES & server);
+        }
         let mut ssl_request = None;
         if options.tls {
             if !server.contains(CapabilityFlags::SSL) {

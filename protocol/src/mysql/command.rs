@@ -454,32 +454,52 @@ enum QueryStage {
     Done,
 }
 
-/// Decodes the reply to one COM_QUERY, a packet at a time (sans-IO).
+/// One step of a COM_QUERY reply, as [`RowStreamReader::push`] sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RowStep {
+    /// A header or column packet: more follow.
+    Pending,
+    /// The statement had no result set.
+    Ok(OkPacket),
+    /// One text row, as its payload: read its values with [`TextValues`].
+    Row(Bytes),
+    /// The rows ended; the status flags of the packet that ended them.
+    Done {
+        /// `SERVER_MORE_RESULTS_EXISTS` and so on.
+        status: u16,
+    },
+}
+
+/// Decodes the reply to one COM_QUERY a packet at a time, handing each row back as it comes
+/// (sans-IO): for result sets too large to collect.
 #[derive(Debug)]
-pub struct QueryReader {
+pub struct RowStreamReader {
     deprecate_eof: bool,
     stage: QueryStage,
     columns: Vec<ColumnDefinition>,
-    rows: Vec<Row>,
 }
 
-impl QueryReader {
+impl RowStreamReader {
     /// A reader for a session with `capabilities` (whether `CLIENT_DEPRECATE_EOF` is on decides
     /// how the reply ends).
-    pub fn new(capabilities: CapabilityFlags) -> QueryReader {
-        QueryReader {
+    pub fn new(capabilities: CapabilityFlags) -> RowStreamReader {
+        RowStreamReader {
             deprecate_eof: capabilities.contains(CapabilityFlags::DEPRECATE_EOF),
             stage: QueryStage::Start,
             columns: Vec::new(),
-            rows: Vec::new(),
         }
     }
 
-    /// Consumes one reply payload; `Ok(None)` means more packets follow.
+    /// The result set's columns, once they have arrived.
+    pub fn columns(&self) -> &[ColumnDefinition] {
+        &self.columns
+    }
+
+    /// Consumes one reply payload.
     ///
     /// With several statements or results (`SERVER_MORE_RESULTS_EXISTS` in the final status),
     /// start a new reader for the next one.
-    pub fn push(&mut self, payload: &Bytes) -> Result<Option<QueryResponse>, QueryError> {
+    pub fn push(&mut self, payload: &Bytes) -> Result<RowStep, QueryError> {
         let first = payload.first().copied();
         if first == Some(ERR_HEADER) && self.stage != QueryStage::Done {
             self.stage = QueryStage::Done;
@@ -489,7 +509,7 @@ impl QueryReader {
             QueryStage::Start => match first {
                 Some(OK_HEADER) => {
                     self.stage = QueryStage::Done;
-                    Ok(Some(QueryResponse::Ok(OkPacket::parse(payload)?)))
+                    Ok(RowStep::Ok(OkPacket::parse(payload)?))
                 }
                 Some(0xFB) => {
                     self.stage = QueryStage::Done;
@@ -502,7 +522,7 @@ impl QueryReader {
                         return Err(r.malformed("its column count is 0".to_owned()).into());
                     }
                     self.stage = QueryStage::Columns { left: count };
-                    Ok(None)
+                    Ok(RowStep::Pending)
                 }
             },
             QueryStage::Columns { left } => {
@@ -512,12 +532,12 @@ impl QueryReader {
                     0 => QueryStage::ColumnsEof,
                     left => QueryStage::Columns { left },
                 };
-                Ok(None)
+                Ok(RowStep::Pending)
             }
             QueryStage::ColumnsEof => {
                 EofPacket::parse(payload)?;
                 self.stage = QueryStage::Rows;
-                Ok(None)
+                Ok(RowStep::Pending)
             }
             QueryStage::Rows => {
                 if self.is_terminator(payload) {
@@ -527,15 +547,9 @@ impl QueryReader {
                     } else {
                         EofPacket::parse(payload)?.status
                     };
-                    return Ok(Some(QueryResponse::ResultSet(ResultSet {
-                        columns: std::mem::take(&mut self.columns),
-                        rows: std::mem::take(&mut self.rows),
-                        status,
-                    })));
+                    return Ok(RowStep::Done { status });
                 }
-                let row = self.parse_row(payload)?;
-                self.rows.push(row);
-                Ok(None)
+                Ok(RowStep::Row(payload.clone()))
             }
             QueryStage::Done => Err(QueryError::Finished),
         }
@@ -549,27 +563,101 @@ impl QueryReader {
         };
         payload.first() == Some(&EOF_HEADER) && payload.len() < limit
     }
+}
+
+/// The values of one text row, in column order: `None` for SQL NULL, else the server's
+/// bytes, borrowed from the payload.
+pub struct TextValues<'a> {
+    reader: Reader<'a>,
+}
+
+impl<'a> TextValues<'a> {
+    /// The values of the row `payload`.
+    pub fn new(payload: &'a [u8]) -> TextValues<'a> {
+        TextValues {
+            reader: Reader::new("text row", payload),
+        }
+    }
+
+    /// The next value; `Ok(None)` once the row is used up.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Result<Option<Option<&'a [u8]>>, ParseError> {
+        if self.reader.is_empty() {
+            return Ok(None);
+        }
+        if self.reader.peek() == Some(0xFB) {
+            self.reader.u8("NULL marker")?;
+            return Ok(Some(None));
+        }
+        Ok(Some(Some(self.reader.lenenc_bytes("value")?)))
+    }
+
+    /// Fails unless every value has been read.
+    pub fn finish(self, columns: usize) -> Result<(), ParseError> {
+        if self.reader.is_empty() {
+            return Ok(());
+        }
+        Err(self.reader.malformed(format!(
+            "{} bytes are left after its {columns} values",
+            self.reader.remaining()
+        )))
+    }
+}
+
+/// Decodes the reply to one COM_QUERY, a packet at a time (sans-IO), collecting the rows.
+#[derive(Debug)]
+pub struct QueryReader {
+    inner: RowStreamReader,
+    rows: Vec<Row>,
+}
+
+impl QueryReader {
+    /// A reader for a session with `capabilities` (whether `CLIENT_DEPRECATE_EOF` is on decides
+    /// how the reply ends).
+    pub fn new(capabilities: CapabilityFlags) -> QueryReader {
+        QueryReader {
+            inner: RowStreamReader::new(capabilities),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Consumes one reply payload; `Ok(None)` means more packets follow.
+    ///
+    /// With several statements or results (`SERVER_MORE_RESULTS_EXISTS` in the final status),
+    /// start a new reader for the next one.
+    pub fn push(&mut self, payload: &Bytes) -> Result<Option<QueryResponse>, QueryError> {
+        match self.inner.push(payload)? {
+            RowStep::Pending => Ok(None),
+            RowStep::Ok(ok) => Ok(Some(QueryResponse::Ok(ok))),
+            RowStep::Row(row) => {
+                let row = self.parse_row(&row)?;
+                self.rows.push(row);
+                Ok(None)
+            }
+            RowStep::Done { status } => Ok(Some(QueryResponse::ResultSet(ResultSet {
+                columns: std::mem::take(&mut self.inner.columns),
+                rows: std::mem::take(&mut self.rows),
+                status,
+            }))),
+        }
+    }
 
     fn parse_row(&self, payload: &Bytes) -> Result<Row, ParseError> {
-        let mut r = Reader::new("text row", payload);
-        let mut row = Vec::with_capacity(self.columns.len());
-        for _ in &self.columns {
-            if r.peek() == Some(0xFB) {
-                r.u8("NULL marker")?;
-                row.push(None);
-                continue;
-            }
-            let value = r.lenenc_bytes("value")?;
-            let start = payload.len() - r.remaining() - value.len();
-            row.push(Some(payload.slice(start..start + value.len())));
+        let columns = self.inner.columns.len();
+        let mut values = TextValues::new(payload);
+        let mut row = Vec::with_capacity(columns);
+        for _ in 0..columns {
+            let Some(value) = values.next()? else {
+                return Err(ParseError::Truncated {
+                    message: "text row",
+                    field: "value",
+                    needed: 1,
+                    left: 0,
+                });
+            };
+            row.push(value.map(|v| payload.slice_ref(v)));
         }
-        if !r.is_empty() {
-            return Err(r.malformed(format!(
-                "{} bytes are left after its {} values",
-                r.remaining(),
-                self.columns.len()
-            )));
-        }
+        values.finish(columns)?;
         Ok(row)
     }
 }

@@ -37,10 +37,14 @@
 //! - [`switch`] and [`takeover`]: a MariaDB failover, the record of where a promoted
 //!   server took over a stream, and the search for that point in its binlog.
 //!
+//! Logical base backups: [`backup`] holds the completion marker, [`schema`] the schema
+//! script and the split of each table's keys, [`rowfile`] the row chunks' text format.
+//!
 //! Everything is little-endian binlog format v4 (MySQL 5.0+, MariaDB). Nothing
 //! here panics on bytes from a file or the network.
 
 pub mod auth;
+pub mod backup;
 pub mod binlog;
 pub mod command;
 mod cursor;
@@ -54,6 +58,8 @@ pub mod lenenc;
 pub mod packet;
 pub mod position;
 pub mod response;
+pub mod rowfile;
+pub mod schema;
 pub mod serve;
 pub mod switch;
 pub mod takeover;
@@ -63,7 +69,7 @@ pub use auth::{AuthError, AuthPlugin, AuthStep, Login, LoginOptions, LoginStart}
 pub use binlog::{BINLOG_MAGIC, BinlogReader};
 pub use command::{
     BinlogDump, BinlogDumpGtid, ColumnDefinition, Command, EncodeError, QueryError, QueryReader,
-    QueryResponse, RegisterSlave, ResultSet, Row,
+    QueryResponse, RegisterSlave, ResultSet, Row, RowStep, RowStreamReader, TextValues,
 };
 pub use dump::{DumpError, DumpErrorKind, DumpEvent, DumpPacket, SemiSyncAck, encode_dump_event};
 pub use event::{

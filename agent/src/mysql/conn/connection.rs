@@ -79,27 +79,7 @@ impl MysqlConnection {
     /// Connects, logs in, and reads and checks [`ServerInfo`]: fails with the fix when the
     /// binlog is off, its checksum unknown, or the user lacks a replication privilege.
     pub async fn connect(opts: &ConnectOptions) -> Result<MysqlConnection, MysqlError> {
-        let addr = opts.addr();
-        let (wire, greeting, capabilities, tls) =
-            match tokio::time::timeout(CONNECT_TIMEOUT, login(opts)).await {
-                Ok(Ok(opened)) => opened,
-                Ok(Err(kind)) => return Err(MysqlError::new(During::Connect { addr }, kind)),
-                Err(_) => {
-                    return Err(MysqlError::new(
-                        During::Connect { addr },
-                        Kind::ConnectTimeout,
-                    ));
-                }
-            };
-        let mut session = Session {
-            wire,
-            addr,
-            capabilities,
-            version: greeting.version().to_string(),
-            is_mariadb: greeting.is_mariadb(),
-            tls,
-            connection_id: greeting.connection_id,
-        };
+        let mut session = Session::open(opts, false).await?;
         let info = session.read_server_info().await?;
         let max = usize::try_from(info.max_allowed_packet)
             .unwrap_or(usize::MAX)
@@ -155,6 +135,39 @@ impl MysqlConnection {
 }
 
 impl Session {
+    /// Connects and logs in; with `local_files`, the session offers `LOAD DATA LOCAL`.
+    pub(super) async fn open(
+        opts: &ConnectOptions,
+        local_files: bool,
+    ) -> Result<Session, MysqlError> {
+        let addr = opts.addr();
+        let (wire, greeting, capabilities, tls) =
+            match tokio::time::timeout(CONNECT_TIMEOUT, login(opts, local_files)).await {
+                Ok(Ok(opened)) => opened,
+                Ok(Err(kind)) => return Err(MysqlError::new(During::Connect { addr }, kind)),
+                Err(_) => {
+                    return Err(MysqlError::new(
+                        During::Connect { addr },
+                        Kind::ConnectTimeout,
+                    ));
+                }
+            };
+        Ok(Session {
+            wire,
+            addr,
+            capabilities,
+            version: greeting.version().to_string(),
+            is_mariadb: greeting.is_mariadb(),
+            tls,
+            connection_id: greeting.connection_id,
+        })
+    }
+
+    /// The capabilities the session runs with.
+    pub(super) fn capabilities(&self) -> CapabilityFlags {
+        self.capabilities
+    }
+
     /// Runs one statement (COM_QUERY); the rows as text, `None` for SQL NULL.
     pub(super) async fn query(
         &mut self,
@@ -439,7 +452,11 @@ impl Session {
         }
     }
 
-    async fn query_text(&mut self, sql: &str, label: &str) -> Result<Vec<Row>, MysqlError> {
+    pub(super) async fn query_text(
+        &mut self,
+        sql: &str,
+        label: &str,
+    ) -> Result<Vec<Row>, MysqlError> {
         self.query_raw(sql, label).await
     }
 
@@ -513,7 +530,10 @@ impl Session {
 }
 
 /// TCP, the greeting, TLS as `sslmode` says, and the login exchange.
-async fn login(opts: &ConnectOptions) -> Result<(Wire, HandshakeV10, CapabilityFlags, bool), Kind> {
+async fn login(
+    opts: &ConnectOptions,
+    local_files: bool,
+) -> Result<(Wire, HandshakeV10, CapabilityFlags, bool), Kind> {
     if opts.sslmode() != SslMode::Disable {
         // A bad sslrootcert fails before any network traffic.
         transport::check_tls_setup(opts)?;
@@ -544,6 +564,7 @@ async fn login(opts: &ConnectOptions) -> Result<(Wire, HandshakeV10, CapabilityF
             .unwrap_or_default(),
     );
     login_opts.tls = use_tls;
+    login_opts.local_files = local_files;
     login_opts.server_public_key_pem = opts.server_public_key_pem().map(str::to_string);
     login_opts.connect_attrs = vec![
         ("_client_name".to_string(), "logship".to_string()),

@@ -19,16 +19,20 @@
 //! - `transport`: TCP, the TLS upgrade, and cancel-safe packet framing.
 //! - `connection`: login with explained errors, queries, [`ServerInfo`].
 //! - `stream`: the dump and its events.
+//! - `sql`: a plain SQL session for logical backups and loads: streamed rows, LOCAL INFILE.
 //! - `error`: the one error type.
 
 mod connection;
 mod error;
 mod options;
+mod sql;
 mod stream;
 mod transport;
 
 pub use crate::tls::SslMode;
+pub(crate) use connection::version_at_least;
 pub use connection::{MysqlConnection, ServerInfo};
 pub use error::MysqlError;
 pub use options::ConnectOptions;
+pub use sql::{RowStream, SqlConnection};
 pub use stream::{BinlogStream, DumpItem, DumpOptions, DumpStart};

@@ -1,255 +1,96 @@
-//! Tar streams → chunk objects: cuts each tablespace's stream every [`CHUNK_BYTES`],
-//! compresses off the async threads and uploads with at most [`MAX_IN_FLIGHT`] puts at once.
-//! The chunk buffers are reused, so memory stays at a few chunks whatever the cluster's size
-//! (and the allocator is not left fragmented by a stream of 16 MiB allocations).
+//! Tar streams → chunk objects: each tablespace's stream is one stream of the shared
+//! [`crate::backup::ChunkWriter`], cut every [`CHUNK_BYTES`] under `tar/<oid>/`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::Bytes;
 use logship_protocol::archive::backup::{BackupId, TablespaceMeta};
 use logship_protocol::archive::key::{ArchiveKey, SourceName};
-use logship_protocol::archive::object::{self, Codec};
-use tokio::task::JoinSet;
 
 use super::BackupError;
-use crate::store::{Store, StoreError};
+use crate::backup::chunks::{self, ChunkError};
+use crate::store::Store;
 
-/// Raw tar bytes per chunk object (the storage format's 16 MiB).
-pub const CHUNK_BYTES: usize = 16 << 20;
+pub use chunks::CHUNK_BYTES;
 
-/// Uploads running at once: one compressing while another is on the wire.
-const MAX_IN_FLIGHT: usize = 2;
-
-/// Attempts per object before a transient store error fails the backup.
-const PUT_ATTEMPTS: u32 = 5;
-const FIRST_RETRY: Duration = Duration::from_millis(200);
-
-/// What one finished upload adds to its tablespace.
-struct Uploaded {
-    oid: u32,
-    chunk: u32,
-    crc: u32,
-    stored: u64,
-    /// The chunk's buffer, emptied for the next chunk.
-    buffer: Vec<u8>,
-}
-
-/// A tablespace's stream as far as it has been cut.
-struct Stream {
-    location: Option<String>,
-    chunks: u32,
-    raw_bytes: u64,
-    stored_bytes: u64,
-    crcs: BTreeMap<u32, u32>,
-}
-
-/// Writes the chunk objects of one backup.
+/// Writes the chunk objects of one backup, one tablespace after the other.
 pub struct ChunkWriter {
-    store: Arc<dyn Store>,
-    source: SourceName,
-    id: BackupId,
-    streams: BTreeMap<u32, Stream>,
-    /// The tablespace whose bytes arrive now, and its chunk being filled.
-    current: Option<(u32, Vec<u8>)>,
-    in_flight: JoinSet<Result<Uploaded, BackupError>>,
-    /// Emptied chunk buffers, to fill again.
-    spare: Vec<Vec<u8>>,
-    /// Every key a put was started for, to delete if the backup fails.
-    keys: Vec<String>,
+    inner: chunks::ChunkWriter,
+    /// Each tablespace's directory on the server (`None` for the data directory).
+    locations: BTreeMap<u32, Option<String>>,
+}
+
+impl From<ChunkError> for BackupError {
+    fn from(err: ChunkError) -> BackupError {
+        match err {
+            ChunkError::Store(err) => BackupError::Store(err),
+            ChunkError::Task { reason } => BackupError::Task { reason },
+            ChunkError::Duplicate { id, stream } => {
+                BackupError::DuplicateArchive { id, oid: stream }
+            }
+            ChunkError::NoStream { id } => BackupError::DataOutsideArchive { id },
+            ChunkError::TooManyChunks { id, stream } => {
+                BackupError::TooManyChunks { id, oid: stream }
+            }
+            ChunkError::Missing { id, stream } => BackupError::ChunksMissing { id, oid: stream },
+        }
+    }
 }
 
 impl ChunkWriter {
     /// A writer for backup `id` of `source`.
     pub fn new(store: Arc<dyn Store>, source: SourceName, id: BackupId) -> ChunkWriter {
+        let key = move |tablespace, chunk| {
+            ArchiveKey::BackupChunk {
+                id,
+                tablespace,
+                chunk,
+            }
+            .format(&source)
+        };
         ChunkWriter {
-            store,
-            source,
-            id,
-            streams: BTreeMap::new(),
-            current: None,
-            in_flight: JoinSet::new(),
-            spare: Vec::new(),
-            keys: Vec::new(),
+            inner: chunks::ChunkWriter::new(store, id, key, chunks::DEFAULT_IN_FLIGHT),
+            locations: BTreeMap::new(),
         }
     }
 
     /// Ends the current tablespace's stream and starts the one of `oid` (0: the data directory).
     pub async fn begin(&mut self, oid: u32, location: Option<String>) -> Result<(), BackupError> {
-        self.end().await?;
-        if self.streams.contains_key(&oid) {
-            return Err(BackupError::DuplicateArchive { id: self.id, oid });
-        }
-        self.streams.insert(
-            oid,
-            Stream {
-                location,
-                chunks: 0,
-                raw_bytes: 0,
-                stored_bytes: 0,
-                crcs: BTreeMap::new(),
-            },
-        );
-        self.current = Some((oid, self.buffer()));
+        self.inner.begin(oid).await?;
+        self.locations.insert(oid, location);
         Ok(())
     }
 
     /// Appends tar bytes to the current tablespace's stream.
-    pub async fn write(&mut self, mut data: &[u8]) -> Result<(), BackupError> {
-        while !data.is_empty() {
-            let Some((oid, buf)) = &mut self.current else {
-                return Err(BackupError::DataOutsideArchive { id: self.id });
-            };
-            let room = CHUNK_BYTES.saturating_sub(buf.len());
-            let (now, rest) = data.split_at(room.min(data.len()));
-            buf.extend_from_slice(now);
-            data = rest;
-            if buf.len() >= CHUNK_BYTES {
-                let oid = *oid;
-                let full = std::mem::take(buf);
-                self.submit(oid, full).await?;
-                let next = self.buffer();
-                if let Some((_, buf)) = &mut self.current {
-                    *buf = next;
-                }
-            }
-        }
-        Ok(())
+    pub async fn write(&mut self, data: &[u8]) -> Result<(), BackupError> {
+        Ok(self.inner.write(data).await?)
     }
 
     /// Ends the current tablespace's stream, if any: its last, shorter chunk goes out.
     pub async fn end(&mut self) -> Result<(), BackupError> {
-        match self.current.take() {
-            Some((_, buf)) if buf.is_empty() => self.spare.push(buf),
-            Some((oid, buf)) => self.submit(oid, buf).await?,
-            None => {}
-        }
-        Ok(())
+        Ok(self.inner.end().await?)
     }
 
     /// Waits for every upload and returns the tablespaces, the data directory first.
     pub async fn finish(&mut self) -> Result<Vec<TablespaceMeta>, BackupError> {
-        self.end().await?;
-        while let Some(joined) = self.in_flight.join_next().await {
-            self.record(joined)?;
-        }
-        let mut tablespaces = Vec::with_capacity(self.streams.len());
+        let streams = self.inner.finish().await?;
         // BTreeMap order puts OID 0, the data directory, first.
-        for (&oid, stream) in &self.streams {
-            let chunk_crcs: Vec<u32> = stream.crcs.values().copied().collect();
-            if chunk_crcs.len() != usize::try_from(stream.chunks).unwrap_or(usize::MAX) {
-                return Err(BackupError::ChunksMissing { id: self.id, oid });
-            }
-            tablespaces.push(TablespaceMeta {
+        Ok(streams
+            .into_iter()
+            .map(|(oid, stream)| TablespaceMeta {
                 oid,
-                location: stream.location.clone(),
+                location: self.locations.get(&oid).cloned().flatten(),
                 chunks: stream.chunks,
                 raw_bytes: stream.raw_bytes,
                 stored_bytes: stream.stored_bytes,
-                chunk_crcs,
-            });
-        }
-        Ok(tablespaces)
+                chunk_crcs: stream.chunk_crcs,
+            })
+            .collect())
     }
 
     /// Waits for the uploads still running, then returns every key that may have been written.
     pub async fn abandon(&mut self) -> Vec<String> {
-        // Let running puts end, so that none lands after the cleanup deleted its key.
-        while self.in_flight.join_next().await.is_some() {}
-        std::mem::take(&mut self.keys)
-    }
-
-    /// An empty chunk buffer: a spare one, else a new one.
-    fn buffer(&mut self) -> Vec<u8> {
-        self.spare
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(CHUNK_BYTES))
-    }
-
-    /// Starts the upload of one full chunk, first waiting for a slot.
-    async fn submit(&mut self, oid: u32, mut raw: Vec<u8>) -> Result<(), BackupError> {
-        while self.in_flight.len() >= MAX_IN_FLIGHT {
-            if let Some(joined) = self.in_flight.join_next().await {
-                self.record(joined)?;
-            }
-        }
-        let id = self.id;
-        let stream = self
-            .streams
-            .get_mut(&oid)
-            .ok_or(BackupError::DataOutsideArchive { id })?;
-        let chunk = stream.chunks;
-        stream.chunks = chunk
-            .checked_add(1)
-            .ok_or(BackupError::TooManyChunks { id, oid })?;
-        stream.raw_bytes += raw.len() as u64;
-        let key = ArchiveKey::BackupChunk {
-            id,
-            tablespace: oid,
-            chunk,
-        }
-        .format(&self.source);
-        self.keys.push(key.clone());
-        let store = self.store.clone();
-        self.in_flight.spawn(async move {
-            let (crc, stored, buffer) = tokio::task::spawn_blocking(move || {
-                let crc = crc32fast::hash(&raw);
-                let stored = object::encode(&raw, Codec::Lz4);
-                raw.clear();
-                (crc, stored, raw)
-            })
-            .await
-            .map_err(|err| BackupError::Task {
-                reason: err.to_string(),
-            })?;
-            let stored_len = stored.len() as u64;
-            put(store.as_ref(), &key, Bytes::from(stored)).await?;
-            Ok(Uploaded {
-                oid,
-                chunk,
-                crc,
-                stored: stored_len,
-                buffer,
-            })
-        });
-        Ok(())
-    }
-
-    /// Adds a finished upload to its tablespace.
-    fn record(
-        &mut self,
-        joined: Result<Result<Uploaded, BackupError>, tokio::task::JoinError>,
-    ) -> Result<(), BackupError> {
-        let done = joined.map_err(|err| BackupError::Task {
-            reason: err.to_string(),
-        })??;
-        let stream = self
-            .streams
-            .get_mut(&done.oid)
-            .ok_or(BackupError::DataOutsideArchive { id: self.id })?;
-        stream.stored_bytes += done.stored;
-        stream.crcs.insert(done.chunk, done.crc);
-        self.spare.push(done.buffer);
-        Ok(())
-    }
-}
-
-/// Puts one object, retrying transient store errors a few times with backoff.
-pub async fn put(store: &dyn Store, key: &str, data: Bytes) -> Result<(), StoreError> {
-    let mut delay = FIRST_RETRY;
-    let mut attempt = 1;
-    loop {
-        match store.put(key, data.clone()).await {
-            Ok(()) => return Ok(()),
-            Err(err) if err.is_transient() && attempt < PUT_ATTEMPTS => {
-                tracing::warn!(%key, %err, retry_in = ?delay, "backup upload failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-                attempt += 1;
-            }
-            Err(err) => return Err(err),
-        }
+        self.inner.abandon().await
     }
 }
 
@@ -257,6 +98,7 @@ pub async fn put(store: &dyn Store, key: &str, data: Bytes) -> Result<(), StoreE
 mod tests {
     use super::*;
     use crate::store::fs::FsStore;
+    use logship_protocol::archive::object;
     use logship_protocol::pg::{Lsn, TimelineId};
 
     fn writer(dir: &std::path::Path) -> (Arc<dyn Store>, ChunkWriter) {

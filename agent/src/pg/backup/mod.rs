@@ -3,7 +3,8 @@
 //!
 //! - `chunks`: tar streams → 16 MiB chunk objects, with bounded memory.
 //! - `walwait`: waiting until the archive holds the WAL the backup needs.
-//! - `schedule`: the backups `logship run` takes by itself.
+//!
+//! [`PgScheduled`] is how `logship run`'s schedule ([`crate::backup::schedule`]) takes them.
 //!
 //! The meta is written only once the WAL from the start to the end LSN is archived, so every
 //! backup a reader sees can be restored. A failed backup deletes what it wrote (a backup
@@ -25,17 +26,17 @@ use logship_protocol::pg::manifest::{BackupManifest, ManifestError};
 use logship_protocol::pg::{Lsn, TimelineId, WalSegSize};
 use tracing::Instrument;
 
+use crate::backup::chunks::{delete_all, put};
+use crate::backup::schedule::{Failed, ScheduledBackup, Taken};
 use crate::config::{PgSourceConfig, SourceOptionsError};
 use crate::identity::{IdentityError, verify_identity};
 use crate::pg::conn::{ConnectOptions, PgError, ReplicationConnection};
 use crate::store::{Store, StoreError};
 
 mod chunks;
-mod schedule;
 mod walwait;
 
 pub use chunks::CHUNK_BYTES;
-pub use schedule::BackupSchedule;
 
 use chunks::ChunkWriter;
 use walwait::{NeededWal, wait_for_wal};
@@ -314,7 +315,7 @@ async fn stream_backup(
             crc: crc32fast::hash(&manifest),
         };
         drop(manifest);
-        chunks::put(store.as_ref(), &manifest_key, Bytes::from(stored)).await?;
+        put(store.as_ref(), &manifest_key, Bytes::from(stored)).await?;
         tracing::debug!(end_lsn = %end.end_lsn, "backup data stored; waiting for its WAL to be archived");
         let needed = NeededWal {
             tli: start.timeline,
@@ -341,7 +342,7 @@ async fn stream_backup(
             checkpoint: settings.checkpoint,
         };
         let meta_key = ArchiveKey::BackupMeta { id }.format(source);
-        chunks::put(
+        put(
             store.as_ref(),
             &meta_key,
             object::encode(&meta.to_json(), Codec::None).into(),
@@ -358,12 +359,44 @@ async fn stream_backup(
     result
 }
 
-/// Deletes what a failed backup wrote, best effort: a backup without meta is invisible anyway.
-async fn delete_all(store: &dyn Store, keys: &[String]) {
-    for key in keys {
-        if let Err(err) = store.delete(key).await {
-            tracing::warn!(%key, %err, "cannot delete an object of the failed backup; it is unused");
+/// A PostgreSQL source's backups as `logship run`'s schedule takes them.
+pub struct PgScheduled {
+    /// Where backups go.
+    pub store: Arc<dyn Store>,
+    /// The source to back up.
+    pub source: SourceName,
+    /// How to connect to its server.
+    pub options: ConnectOptions,
+    /// How each backup is taken.
+    pub settings: BackupSettings,
+}
+
+#[async_trait::async_trait]
+impl ScheduledBackup for PgScheduled {
+    async fn take(&self) -> Result<Taken, Failed> {
+        match take_backup(
+            self.store.clone(),
+            &self.source,
+            &self.options,
+            &self.settings,
+        )
+        .await
+        {
+            Ok(meta) => Ok(Taken {
+                end_time: meta.end_time,
+                raw_bytes: meta.raw_bytes,
+            }),
+            Err(err) => Err(Failed {
+                verification: err.is_verification(),
+                message: err.to_string(),
+            }),
         }
+    }
+
+    fn end_time(&self, meta: &[u8]) -> Result<Timestamp, String> {
+        BackupMeta::from_json(meta)
+            .map(|meta| meta.end_time)
+            .map_err(|err| err.to_string())
     }
 }
 

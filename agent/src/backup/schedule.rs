@@ -1,20 +1,21 @@
 //! The backups `logship run` takes by itself: one as soon as streaming has started when the
 //! source has none, then one every `base_backup_interval` after the newest one's end. A failed
 //! backup is logged and tried again later; it never stops the daemon.
+//!
+//! The schedule is the same for every database kind; a [`ScheduledBackup`] takes the backup
+//! and reads the end time out of the kind's `meta`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use logship_protocol::archive::backup::{BackupId, BackupMeta};
+use logship_protocol::archive::backup::BackupId;
 use logship_protocol::archive::key::{self, ArchiveKey, SourceName};
 use logship_protocol::archive::object;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::{BackupSettings, take_backup};
 use crate::metrics::SourceMetrics;
-use crate::pg::conn::ConnectOptions;
 use crate::store::{Store, StoreError};
 
 /// The longest wait before trying again after a failure.
@@ -23,16 +24,42 @@ const MAX_RETRY: Duration = Duration::from_secs(60);
 /// How often to check whether streaming has started.
 const STREAMING_POLL: Duration = Duration::from_millis(200);
 
+/// What a finished backup reports to the schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Taken {
+    /// When the backup's data was complete.
+    pub end_time: Timestamp,
+    /// The backup's size before compression.
+    pub raw_bytes: u64,
+}
+
+/// Why a scheduled backup failed.
+#[derive(Debug)]
+pub struct Failed {
+    /// The error, one line.
+    pub message: String,
+    /// Whether the backup's own check failed, rather than getting it.
+    pub verification: bool,
+}
+
+/// One database kind's way of taking a backup and of reading a stored one's end time.
+#[async_trait::async_trait]
+pub trait ScheduledBackup: Send + Sync {
+    /// Takes one backup now.
+    async fn take(&self) -> Result<Taken, Failed>;
+
+    /// The end time recorded in the content of a `meta` object of this kind.
+    fn end_time(&self, meta: &[u8]) -> Result<Timestamp, String>;
+}
+
 /// One source's backup schedule.
 pub struct BackupSchedule {
     /// Where backups go.
     pub store: Arc<dyn Store>,
     /// The source to back up.
     pub source: SourceName,
-    /// How to connect to its server.
-    pub options: ConnectOptions,
     /// How each backup is taken.
-    pub settings: BackupSettings,
+    pub backup: Box<dyn ScheduledBackup>,
     /// The time from one backup's end to the next backup.
     pub interval: Duration,
     /// The source's metrics, which tell when streaming has started and record backups.
@@ -47,7 +74,7 @@ impl BackupSchedule {
     }
 
     async fn run_inner(self, shutdown: CancellationToken) {
-        // The WAL a backup needs only reaches the store once streaming runs.
+        // The WAL or binlog a backup needs only reaches the store once streaming runs.
         while !self.metrics.snapshot().connected {
             if sleep_or_cancel(STREAMING_POLL, &shutdown).await {
                 return;
@@ -55,7 +82,8 @@ impl BackupSchedule {
         }
         let retry = self.interval.min(MAX_RETRY);
         loop {
-            let due_in = match newest_backup_end(self.store.as_ref(), &self.source).await {
+            let newest = newest_backup_end(self.store.as_ref(), &self.source, &*self.backup);
+            let due_in = match newest.await {
                 Ok(Some(end)) => due_in(end, self.interval, Timestamp::now()),
                 Ok(None) => Duration::ZERO,
                 Err(err) => {
@@ -75,25 +103,23 @@ impl BackupSchedule {
                 continue;
             }
             let started = Instant::now();
-            let backup = take_backup(
-                self.store.clone(),
-                &self.source,
-                &self.options,
-                &self.settings,
-            );
             let outcome = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                outcome = backup => outcome,
+                outcome = self.backup.take() => outcome,
             };
             match outcome {
-                Ok(meta) => {
-                    self.metrics
-                        .backup_succeeded(meta.end_time, started.elapsed(), meta.raw_bytes);
+                Ok(taken) => {
+                    self.metrics.backup_succeeded(
+                        taken.end_time,
+                        started.elapsed(),
+                        taken.raw_bytes,
+                    );
                 }
-                Err(err) => {
-                    if err.is_verification() {
+                Err(failed) => {
+                    if failed.verification {
                         self.metrics.backup_verified(false);
                     }
+                    let err = failed.message;
                     tracing::warn!(%err, retry_in = ?retry, "scheduled base backup failed");
                     if sleep_or_cancel(retry, &shutdown).await {
                         return;
@@ -115,6 +141,7 @@ fn due_in(newest_end: Timestamp, interval: Duration, now: Timestamp) -> Duration
 async fn newest_backup_end(
     store: &dyn Store,
     source: &SourceName,
+    kind: &dyn ScheduledBackup,
 ) -> Result<Option<Timestamp>, StoreError> {
     let mut ids: Vec<BackupId> = Vec::new();
     for listed in store.list(&key::backups_prefix(source)).await? {
@@ -132,11 +159,11 @@ async fn newest_backup_end(
             Err(err) if err.is_not_found() => continue,
             Err(err) => return Err(err),
         };
-        let meta = object::decode(&stored)
+        let end = object::decode(&stored)
             .map_err(|err| err.to_string())
-            .and_then(|content| BackupMeta::from_json(&content).map_err(|err| err.to_string()));
-        match meta {
-            Ok(meta) => return Ok(Some(meta.end_time)),
+            .and_then(|content| kind.end_time(&content));
+        match end {
+            Ok(end) => return Ok(Some(end)),
             Err(reason) => {
                 tracing::warn!(key = %meta_key, %reason, "skipping an unreadable backup meta");
             }
