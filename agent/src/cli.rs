@@ -6,6 +6,7 @@ use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use logship_protocol::pg::TimelineId;
 
 use crate::config::Overrides;
+use crate::mysql::restore::target::BinlogTarget;
 use crate::pg::restore::plan::{RecoveryTarget, TargetTimeline};
 use crate::pg::restore::recovery_conf::TargetAction;
 use crate::pg::restore::tablespace::TablespaceMapping;
@@ -179,12 +180,48 @@ pub struct RestoreArgs {
 }
 
 impl RestoreArgs {
-    /// The recovery target the flags name.
+    /// The PostgreSQL recovery target the flags name.
     pub fn target(&self) -> RecoveryTarget {
         match (self.target_time, self.target_lsn) {
             (Some(time), _) => RecoveryTarget::Time(time),
             (None, Some(lsn)) => RecoveryTarget::Lsn(lsn),
             (None, None) => RecoveryTarget::Latest,
+        }
+    }
+
+    /// The MySQL/MariaDB target the flags name.
+    pub fn binlog_target(&self) -> BinlogTarget {
+        match (&self.target_time, &self.target_gtid, &self.target_position) {
+            (Some(time), _, _) => BinlogTarget::Time(*time),
+            (None, Some(gtids), _) => BinlogTarget::Gtid(gtids.clone()),
+            (None, None, Some(pos)) => BinlogTarget::Position(pos.clone()),
+            (None, None, None) => BinlogTarget::Latest,
+        }
+    }
+
+    /// A flag given that only a MySQL/MariaDB restore takes.
+    pub fn binlog_only_flag(&self) -> Option<&'static str> {
+        if self.target_gtid.is_some() {
+            Some("--target-gtid")
+        } else if self.target_position.is_some() {
+            Some("--target-position")
+        } else {
+            None
+        }
+    }
+
+    /// A flag given that only a PostgreSQL restore takes.
+    pub fn wal_only_flag(&self) -> Option<&'static str> {
+        if self.target_lsn.is_some() {
+            Some("--target-lsn")
+        } else if self.target_timeline != TargetTimeline::Latest {
+            Some("--target-timeline")
+        } else if self.target_action != TargetAction::Promote {
+            Some("--target-action")
+        } else if !self.tablespace_mapping.is_empty() {
+            Some("--tablespace-mapping")
+        } else {
+            None
         }
     }
 }

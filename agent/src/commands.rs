@@ -1,9 +1,11 @@
 //! The commands behind `logship run`, `logship backup` and `logship wal-fetch`.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
+use logship_protocol::archive::SourceIdentity;
 use logship_protocol::archive::backup::BackupId;
 use logship_protocol::archive::key::{ArchiveKey, SourceName};
 use tokio::task::JoinSet;
@@ -13,8 +15,10 @@ use crate::backup::schedule::BackupSchedule;
 use crate::cli::RestoreArgs;
 use crate::config::{Config, Source};
 use crate::fetchdest::FetchDest;
+use crate::identity::read_identity;
 use crate::metrics::{self, SourceMetrics};
 use crate::mysql::backup::{self as mysql_backup, MysqlScheduled};
+use crate::mysql::restore::execute as mysql_restore;
 use crate::mysql::source::MysqlSource;
 use crate::pg::backup::{self, BackupSettings, PgScheduled};
 use crate::pg::localpg::{LocalPostgres, shell_quote};
@@ -248,6 +252,56 @@ pub async fn list(config: &Config, source: Option<&str>, json: bool) -> anyhow::
 pub async fn restore(config: &Config, args: &RestoreArgs) -> anyhow::Result<()> {
     let store = store::open(&config.store).await?;
     let source = pick_source(config, store.as_ref(), args.source.as_deref()).await?;
+    match read_identity(store.as_ref(), &source).await? {
+        Some(SourceIdentity::Postgres { .. }) | None => {
+            refuse_flags(args.binlog_only_flag(), "PostgreSQL")?;
+            restore_postgres(config, store, source, args).await
+        }
+        Some(_) => {
+            refuse_flags(args.wal_only_flag(), "MySQL/MariaDB")?;
+            restore_mysql(store, source, args).await
+        }
+    }
+}
+
+/// Refuses a flag given for a source of another kind.
+fn refuse_flags(flag: Option<&str>, kind: &str) -> anyhow::Result<()> {
+    match flag {
+        Some(flag) => {
+            bail!("{flag} does not apply to a {kind} source (see logship restore --help)")
+        }
+        None => Ok(()),
+    }
+}
+
+/// `logship restore` of a MySQL/MariaDB source.
+async fn restore_mysql(
+    store: Arc<dyn Store>,
+    source: SourceName,
+    args: &RestoreArgs,
+) -> anyhow::Result<()> {
+    let request = mysql_restore::MysqlRestoreRequest {
+        to: args.to.clone(),
+        target: args.binlog_target(),
+        port: args.port,
+        force: args.force,
+        start: args.start,
+        workers: mysql_restore::DEFAULT_WORKERS,
+    };
+    let restored = mysql_restore::run(store, &source, &request).await?;
+    for line in restored.report() {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// `logship restore` of a PostgreSQL source.
+async fn restore_postgres(
+    config: &Config,
+    store: Arc<dyn Store>,
+    source: SourceName,
+    args: &RestoreArgs,
+) -> anyhow::Result<()> {
     let exe = std::env::current_exe()
         .context("cannot find the path of the logship executable for the restore_command")?;
     let request = restore::execute::RestoreRequest {

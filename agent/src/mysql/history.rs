@@ -74,6 +74,12 @@ impl ServerHistory {
         }
     }
 
+    /// The `server_id` of server `server`.
+    pub fn server_id(&self, server: ServerNo) -> u32 {
+        self.switch(server)
+            .map_or(self.first_server_id, |switch| switch.server_id)
+    }
+
     /// Where `server` took over; `None` for server 1.
     pub fn switch(&self, server: ServerNo) -> Option<&ServerSwitch> {
         self.switches.get(&server)

@@ -63,6 +63,8 @@ impl LocalMariaDb {
     /// Creates a server directory in `dir` (which must exist): the data directory with
     /// the system tables, where root logs in over TCP without a password, and `my.cnf`.
     pub async fn create(dir: &Path, settings: ServerSettings) -> anyhow::Result<()> {
+        // The server's OS user creates the data directory inside.
+        give_to_os_user(dir, SERVER_USER).await?;
         let data = dir.join("data");
         let mut install = Command::new("mariadb-install-db");
         install

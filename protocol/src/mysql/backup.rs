@@ -37,6 +37,9 @@ pub struct MysqlBackupMeta {
     pub start_time: Timestamp,
     /// The agent's clock when the last row was read.
     pub end_time: Timestamp,
+    /// The agent's clock just after the snapshot's position was read, while commits were
+    /// blocked: every transaction the backup holds committed before it.
+    pub snapshot_time: Timestamp,
     /// The number of the snapshot's server in the source's history (as in binlog keys).
     #[serde(with = "server_number")]
     pub server: ServerNo,
@@ -328,6 +331,7 @@ mod tests {
             method: METHOD_LOGICAL.into(),
             id: BackupId::binlog(server, 42, 4660),
             start_time: "2026-11-21T10:15:00.123456Z".parse().unwrap(),
+            snapshot_time: "2026-11-21T10:15:00.5Z".parse().unwrap(),
             end_time: "2026-11-21T10:15:09.5Z".parse().unwrap(),
             server,
             position,
@@ -375,6 +379,7 @@ mod tests {
     const SAMPLE_JSON: &str = r#"{ "format": 1, "kind": "mysql", "method": "logical",
       "id": "000000010000002A00001234",
       "start_time": "2026-11-21T10:15:00.123456Z", "end_time": "2026-11-21T10:15:09.5Z",
+      "snapshot_time": "2026-11-21T10:15:00.5Z",
       "server": 1, "position": "binlog.000042:4660", "gtid_position": "0-1-1234",
       "server_id": 1, "server_version": "10.11.19-MariaDB-0+deb12u1",
       "raw_bytes": 20000123, "stored_bytes": 7000045, "commit_block_seconds": 0.012,

@@ -256,6 +256,7 @@ async fn backup(
             id,
             start_time,
             end_time,
+            snapshot_time: snap.time,
             server,
             position: snap.position.clone(),
             gtid_position: snap.gtid_position.clone(),

@@ -8,6 +8,8 @@
 
 use std::time::{Duration, Instant};
 
+use jiff::Timestamp;
+
 use logship_protocol::mysql::BinlogPos;
 
 use super::BackupError;
@@ -29,6 +31,8 @@ pub(super) struct Snapshot {
     pub position: BinlogPos,
     /// The server's GTID position there.
     pub gtid_position: String,
+    /// This process's clock just after the position was read, commits still blocked.
+    pub time: Timestamp,
     /// How long commits were blocked.
     pub commit_block: Duration,
 }
@@ -88,6 +92,7 @@ impl SchemaLock {
         }
         let info = control.refresh_info().await?;
         let (position, gtid_position) = (info.current.clone(), info.gtid_position.clone());
+        let time = Timestamp::now();
         control
             .query(if self.backup_stage {
                 "BACKUP STAGE END"
@@ -100,6 +105,7 @@ impl SchemaLock {
         Ok(Snapshot {
             position,
             gtid_position,
+            time,
             commit_block,
         })
     }

@@ -4,7 +4,7 @@
 //! removed, and on an existing server the databases the restore created are dropped.
 //!
 //! A new server runs with settings that make loading fast and are not kept
-//! ([`LOADING_SETTINGS`]: no binlog, no doublewrite, no flush at each commit), on a free
+//! ([`LOADING_SETTINGS`]: no doublewrite, no flush at each commit), on a free
 //! port during the restore; [`NewServer::hand_over`] restarts it with the settings of its
 //! `my.cnf` alone and locks root to the `unix_socket` plugin, as Debian's packages do.
 
@@ -17,9 +17,11 @@ use crate::mysql::conn::{ConnectOptions, MysqlConnection};
 use crate::mysql::localdb::{LocalMariaDb, ServerSettings};
 use crate::restore::dir::{CheckedDir, TargetDir, check_data_dir};
 
-/// Settings for the restore only, on the command line of the loading server.
+/// Settings for the restore only, on the command line of the loading server. The binlog
+/// stays on (the replay's connection checks it) but is neither written by the loading
+/// sessions nor by the replication applier, and never synced.
 pub const LOADING_SETTINGS: &[&str] = &[
-    "--skip-log-bin",
+    "--sync-binlog=0",
     "--innodb-flush-log-at-trx-commit=0",
     "--innodb-doublewrite=0",
     "--skip-slave-start",
