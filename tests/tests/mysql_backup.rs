@@ -296,8 +296,10 @@ async fn a_logical_backup_loads_into_a_fresh_server_as_its_snapshot() {
         "3"
     );
     assert_eq!(restored.query_value("SELECT c FROM other.v_t").await, "2");
-    restored.exec("CALL shop.p_count(@c)").await;
-    assert_eq!(restored.query_value("SELECT @c").await, "4");
+    let mut session = restored.conn().await;
+    session.query_drop("CALL shop.p_count(@c)").await.unwrap();
+    let counted: Option<i64> = session.query_first("SELECT @c").await.unwrap();
+    assert_eq!(counted, Some(4));
     assert_eq!(
         restored
             .query_value("SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_NAME = 'ev'")
