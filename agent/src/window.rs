@@ -61,7 +61,10 @@ mod tests {
         assert_eq!(window.check(window.start), Ok(()));
         assert_eq!(window.check(window.end), Ok(()));
         assert_eq!(
-            window.check(at("2026-12-07T09:59:59Z")).unwrap_err().to_string(),
+            window
+                .check(at("2026-12-07T09:59:59Z"))
+                .unwrap_err()
+                .to_string(),
             "target time 2026-12-07T09:59:59Z is before the restorable window \
              2026-12-07T10:00:00Z .. 2026-12-07T11:00:00Z (pick a time inside it; see logship list)"
         );

@@ -46,11 +46,11 @@ use logship_protocol::pg::{Lsn, SegmentNo, TimelineHistory, TimelineId, WalSegSi
 
 use crate::archive::{ReadError, read_object};
 use crate::identity::{IdentityError, read_identity};
-use crate::window::TimeWindow;
 use crate::pg::catalog::WalCatalog;
 use crate::pg::walfetch::{FetchError, read_segment};
 use crate::store::{Store, StoreError};
 use crate::timefmt;
+use crate::window::TimeWindow;
 
 /// How many segments the search for the newest commit reads before it gives up.
 pub const MAX_COMMIT_SCAN_SEGMENTS: usize = 64;

@@ -89,8 +89,7 @@ impl FromStr for BackupId {
         };
         let (major, minor) = s.split_at_checked(8).ok_or_else(bad)?;
         let (hi, lo) = minor.split_at_checked(8).ok_or_else(bad)?;
-        let (Some(major), Some(hi), Some(lo)) =
-            (parse_hex8(major), parse_hex8(hi), parse_hex8(lo))
+        let (Some(major), Some(hi), Some(lo)) = (parse_hex8(major), parse_hex8(hi), parse_hex8(lo))
         else {
             return Err(bad());
         };
