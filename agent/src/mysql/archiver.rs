@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use logship_protocol::archive::key::SourceName;
-use logship_protocol::archive::object::{self, Codec};
+use logship_protocol::archive::object::{self, Codec, Framer};
 use logship_protocol::archive::pieces::{self, PiecePlan, PieceRange, PieceStack};
 use logship_protocol::mysql::index::{IndexEntry, encode_entry};
 use logship_protocol::mysql::key::{self as binlog_key, BinlogKey, SPAN_BYTES, ServerNo};
@@ -228,6 +228,8 @@ pub struct BinlogArchiver {
     /// were archived from the previous server, so they get no index line.
     takeover: Option<BinlogPos>,
     piece_in_flight: bool,
+    /// Compresses every piece and file of this archiver in the same buffer.
+    framer: Framer,
     uploads: UploadQueue<UploadKind, ArchivePos>,
     cleanups: VecDeque<Cleanup>,
     progress: BinlogProgress,
@@ -276,6 +278,7 @@ impl BinlogArchiver {
             transactions: TransactionTracker::new(),
             takeover: None,
             piece_in_flight: false,
+            framer: Framer::for_content(SPAN_BYTES as usize),
             cleanups: VecDeque::new(),
             progress,
         }
@@ -520,7 +523,8 @@ impl BinlogArchiver {
         };
         let end = pos(self.server, &file.name, file.len);
         let content = file.bytes(range);
-        let stored = tokio::task::block_in_place(|| object::encode(content, Codec::Lz4));
+        let stored =
+            tokio::task::block_in_place(|| self.framer.frame(content, Codec::Lz4).to_vec());
         let index = file.index_of(range);
         let key = BinlogKey::File {
             server: self.server,
@@ -577,7 +581,7 @@ impl BinlogArchiver {
         };
         let range = plan.piece;
         let bytes = current.bytes(range);
-        let stored = tokio::task::block_in_place(|| object::encode(bytes, Codec::Lz4));
+        let stored = tokio::task::block_in_place(|| self.framer.frame(bytes, Codec::Lz4).to_vec());
         let index = current.index_of(range);
         let end = pos(self.server, &current.name, range.end());
         let (server, file) = (self.server, current.name.clone());
