@@ -1,7 +1,8 @@
 //! Tar streams → chunk objects: cuts each tablespace's stream every [`CHUNK_BYTES`],
 //! compresses off the async threads and uploads with at most [`MAX_IN_FLIGHT`] puts at once.
-//! The chunk buffers are reused, so memory stays at a few chunks whatever the cluster's size
-//! (and the allocator is not left fragmented by a stream of 16 MiB allocations).
+//! The chunk buffers and the buffers they are compressed into are reused, so memory stays at
+//! a few chunks whatever the cluster's size (and the allocator is not left fragmented by a
+//! stream of 16 MiB allocations).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use logship_protocol::archive::backup::{BackupId, TablespaceMeta};
 use logship_protocol::archive::key::{ArchiveKey, SourceName};
-use logship_protocol::archive::object::{self, Codec};
+use logship_protocol::archive::object::{Codec, Framer};
 use tokio::task::JoinSet;
 
 use super::BackupError;
@@ -34,6 +35,8 @@ struct Uploaded {
     stored: u64,
     /// The chunk's buffer, emptied for the next chunk.
     buffer: Vec<u8>,
+    /// The framer that compressed it, for the next chunk.
+    framer: Framer,
 }
 
 /// A tablespace's stream as far as it has been cut.
@@ -56,6 +59,8 @@ pub struct ChunkWriter {
     in_flight: JoinSet<Result<Uploaded, BackupError>>,
     /// Emptied chunk buffers, to fill again.
     spare: Vec<Vec<u8>>,
+    /// Framers of finished uploads, to compress with again.
+    spare_framers: Vec<Framer>,
     /// Every key a put was started for, to delete if the backup fails.
     keys: Vec<String>,
 }
@@ -71,6 +76,7 @@ impl ChunkWriter {
             current: None,
             in_flight: JoinSet::new(),
             spare: Vec::new(),
+            spare_framers: Vec::new(),
             keys: Vec::new(),
         }
     }
@@ -192,12 +198,16 @@ impl ChunkWriter {
         .format(&self.source);
         self.keys.push(key.clone());
         let store = self.store.clone();
+        let mut framer = self
+            .spare_framers
+            .pop()
+            .unwrap_or_else(|| Framer::for_content(CHUNK_BYTES));
         self.in_flight.spawn(async move {
-            let (crc, stored, buffer) = tokio::task::spawn_blocking(move || {
+            let (crc, stored, buffer, framer) = tokio::task::spawn_blocking(move || {
                 let crc = crc32fast::hash(&raw);
-                let stored = object::encode(&raw, Codec::Lz4);
+                let stored = framer.frame(&raw, Codec::Lz4).to_vec();
                 raw.clear();
-                (crc, stored, raw)
+                (crc, stored, raw, framer)
             })
             .await
             .map_err(|err| BackupError::Task {
@@ -211,6 +221,7 @@ impl ChunkWriter {
                 crc,
                 stored: stored_len,
                 buffer,
+                framer,
             })
         });
         Ok(())
@@ -231,6 +242,7 @@ impl ChunkWriter {
         stream.stored_bytes += done.stored;
         stream.crcs.insert(done.chunk, done.crc);
         self.spare.push(done.buffer);
+        self.spare_framers.push(done.framer);
         Ok(())
     }
 }
@@ -257,6 +269,7 @@ pub async fn put(store: &dyn Store, key: &str, data: Bytes) -> Result<(), StoreE
 mod tests {
     use super::*;
     use crate::store::fs::FsStore;
+    use logship_protocol::archive::object;
     use logship_protocol::pg::{Lsn, TimelineId};
 
     fn writer(dir: &std::path::Path) -> (Arc<dyn Store>, ChunkWriter) {
