@@ -202,8 +202,9 @@ impl WalArchiver {
         let tli = self.current.tli();
         let segno = self.current.segno();
         let content = self.current.bytes();
-        let stored =
-            tokio::task::block_in_place(|| self.framer.frame(content, Codec::Lz4).to_vec());
+        // Compressed on this worker thread: `block_in_place` would hand its core to another
+        // thread, and each thread that allocates keeps a malloc arena of its own.
+        let stored = self.framer.frame(content, Codec::Lz4).to_vec();
         let key = WalKey::Segment { tli, segno }.format(&self.source, self.seg);
         let end = segno.end_lsn(self.seg);
         let raw_len = self.current.filled().into();
@@ -236,7 +237,7 @@ impl WalArchiver {
             .bytes()
             .get(range.start() as usize..range.end() as usize)
             .unwrap_or_default();
-        let stored = tokio::task::block_in_place(|| self.framer.frame(bytes, Codec::Lz4).to_vec());
+        let stored = self.framer.frame(bytes, Codec::Lz4).to_vec();
         let key = piece_key(&self.source, self.seg, tli, segno, range);
         let end = Lsn::new(segno.start_lsn(self.seg).as_u64() + u64::from(range.end()));
         self.piece_in_flight = true;
