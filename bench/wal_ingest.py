@@ -8,7 +8,10 @@ of WAL for the default) while it streams. For each consumer it reports:
 - WAL MB/s ingested: WAL bytes of the load / time from load start until the
   consumer's flush position (pg_stat_replication.flush_lsn, which logship sets
   to what is durable in the store) reaches the load's end;
-- CPU seconds per GB of WAL and peak RSS (from /usr/bin/time -v);
+- CPU seconds per GB of WAL and peak RSS during the load (from /usr/bin/time
+  -v; the peak is reset once the consumer has caught up);
+- start peak RSS: the peak before that reset, while logship also took the
+  first base backup of the empty archive;
 - catch-up: how long after the load ends the flush position reaches the
   server's position.
 
@@ -27,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 BINDIR = os.environ.get("LOGSHIP_PG_BINDIR", "/usr/lib/postgresql/15/bin")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -110,6 +114,32 @@ def descendants(pid):
     return found
 
 
+def first_backup_done(env):
+    """Whether logship's first base backup is durable (always, for other consumers)."""
+    listen = env.get("LOGSHIP_METRICS_LISTEN")
+    if not listen:
+        return True
+    try:
+        text = urllib.request.urlopen(f"http://{listen}/metrics", timeout=5).read().decode()
+    except OSError:
+        return False
+    done = re.search(r"^logship_backup_last_success_timestamp_seconds\{[^}]*\} (\S+)$", text, re.M)
+    return bool(done) and float(done.group(1)) > 0
+
+
+def reset_peak(pid):
+    """Peak RSS (MB) of the processes below `pid` so far; then restarts their peaks
+    (clear_refs 5), so that /usr/bin/time reports the peak from here on."""
+    peak = 0
+    for child in descendants(pid):
+        with open(f"/proc/{child}/status") as f:
+            hwm = re.search(r"VmHWM:\s+(\d+) kB", f.read())
+        peak = max(peak, int(hwm.group(1)) / 1024 if hwm else 0)
+        with open(f"/proc/{child}/clear_refs", "w") as f:
+            f.write("5")
+    return peak
+
+
 def parse_time_v(path):
     text = open(path).read()
     user = float(re.search(r"User time \(seconds\): ([\d.]+)", text).group(1))
@@ -130,8 +160,13 @@ def phase(pg, name, cmd, env, rows, work):
         if proc.poll() is not None or time.monotonic() - start > 60:
             raise SystemExit(f"{name} did not start streaming; see {log.name}")
         time.sleep(0.05)
+    while not first_backup_done(env):
+        if proc.poll() is not None or time.monotonic() - start > 120:
+            raise SystemExit(f"{name} did not finish its first base backup; see {log.name}")
+        time.sleep(0.1)
     pg.sql("SELECT pg_switch_wal()")
     wait_flush(pg, app, lsn(pg.sql("SELECT pg_current_wal_flush_lsn()")))
+    start_peak = reset_peak(proc.pid)
     table = f"load_{name.replace('-', '_')}"
     load_start_lsn = lsn(pg.sql("SELECT pg_current_wal_insert_lsn()"))
     t0 = time.monotonic()
@@ -155,6 +190,7 @@ def phase(pg, name, cmd, env, rows, work):
         "mb_per_s": wal / 1e6 / (t_caught - t0),
         "cpu_s_per_gb": cpu / (wal / 1e9),
         "peak_rss_mb": rss,
+        "start_peak_rss_mb": start_peak,
         "catch_up_s": t_caught - t_load,
     }
 
@@ -211,11 +247,12 @@ def main():
         shutil.rmtree(base, ignore_errors=True)
 
     ref = next(r for r in results if r["consumer"] == "pg_receivewal")
-    lines = ["| consumer | WAL MB | load s | MB/s | CPU s/GB | × pg_receivewal CPU | peak RSS MB | catch-up s |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| consumer | WAL MB | load s | MB/s | CPU s/GB | × pg_receivewal CPU | peak RSS MB | start peak RSS MB | catch-up s |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         lines.append(f"| {r['consumer']} | {r['wal_mb']:.0f} | {r['load_s']:.2f} | {r['mb_per_s']:.0f} | {r['cpu_s_per_gb']:.2f} | "
-                     f"{r['cpu_s_per_gb'] / ref['cpu_s_per_gb']:.2f} | {r['peak_rss_mb']:.1f} | {r['catch_up_s']:.2f} |")
+                     f"{r['cpu_s_per_gb'] / ref['cpu_s_per_gb']:.2f} | {r['peak_rss_mb']:.1f} | "
+                     f"{r['start_peak_rss_mb']:.1f} | {r['catch_up_s']:.2f} |")
     table = "\n".join(lines)
     print(table)
     print(json.dumps(results, indent=1), file=sys.stderr)

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use logship_protocol::archive::key::SourceName;
-use logship_protocol::archive::object::{self, Codec};
+use logship_protocol::archive::object::{self, Codec, Framer};
 use logship_protocol::archive::pieces::{self, PiecePlan, PieceRange, PieceStack};
 use logship_protocol::mysql::index::{IndexEntry, encode_entry};
 use logship_protocol::mysql::key::{self as binlog_key, BinlogKey, SPAN_BYTES, ServerNo};
@@ -164,11 +164,13 @@ struct FileBuffer {
 }
 
 impl FileBuffer {
-    fn new(name: BinlogFileName, stack: PieceStack) -> FileBuffer {
+    /// The file `name`, its bytes kept in `tail` (emptied first, its allocation reused).
+    fn new(name: BinlogFileName, stack: PieceStack, mut tail: Vec<u8>) -> FileBuffer {
+        tail.clear();
         let mut buffer = FileBuffer {
             name,
             len: 0,
-            tail: Vec::new(),
+            tail,
             stack,
             index: Vec::new(),
         };
@@ -228,6 +230,10 @@ pub struct BinlogArchiver {
     /// were archived from the previous server, so they get no index line.
     takeover: Option<BinlogPos>,
     piece_in_flight: bool,
+    /// Compresses every piece and file of this archiver in the same buffer.
+    framer: Framer,
+    /// The buffer of the file completed last, for the next one.
+    spare_tail: Vec<u8>,
     uploads: UploadQueue<UploadKind, ArchivePos>,
     cleanups: VecDeque<Cleanup>,
     progress: BinlogProgress,
@@ -253,7 +259,7 @@ impl BinlogArchiver {
                 chain,
             } => {
                 let end = chain.last().map_or(0, |p| p.end());
-                let buffer = FileBuffer::new(file.clone(), span_in_progress(chain));
+                let buffer = FileBuffer::new(file.clone(), span_in_progress(chain), span_buffer());
                 (*server, Some(buffer), pos(*server, file, end))
             }
             ResumeFrom::AfterFile { server, file, len } => {
@@ -261,7 +267,11 @@ impl BinlogArchiver {
             }
             ResumeFrom::Start { server, file } => (
                 *server,
-                Some(FileBuffer::new(file.clone(), PieceStack::default())),
+                Some(FileBuffer::new(
+                    file.clone(),
+                    PieceStack::default(),
+                    span_buffer(),
+                )),
                 pos(*server, file, 0),
             ),
         };
@@ -276,6 +286,8 @@ impl BinlogArchiver {
             transactions: TransactionTracker::new(),
             takeover: None,
             piece_in_flight: false,
+            framer: Framer::for_content(SPAN_BYTES as usize),
+            spare_tail: Vec::new(),
             cleanups: VecDeque::new(),
             progress,
         }
@@ -397,7 +409,7 @@ impl BinlogArchiver {
             // The last event of a file the server closed: the next one follows.
             let next = file_name(&rotate.next_file)?;
             self.complete_file().await;
-            self.current = Some(FileBuffer::new(next, PieceStack::default()));
+            self.start_file(next);
         }
         Ok(())
     }
@@ -447,8 +459,23 @@ impl BinlogArchiver {
         {
             self.complete_file().await;
         }
-        self.current = Some(FileBuffer::new(next, PieceStack::default()));
+        self.start_file(next);
         Ok(())
+    }
+
+    /// Moves on to the file `name`, in the buffer of the file before: a buffer per file
+    /// would grow by doubling all over again, and what the allocator freed it would keep.
+    fn start_file(&mut self, name: BinlogFileName) {
+        let tail = match self.current.take() {
+            Some(file) => file.tail,
+            None => std::mem::take(&mut self.spare_tail),
+        };
+        let tail = if tail.capacity() == 0 {
+            span_buffer()
+        } else {
+            tail
+        };
+        self.current = Some(FileBuffer::new(name, PieceStack::default(), tail));
     }
 
     /// Stores the span in progress, which is full, as one piece, and moves to the next.
@@ -497,6 +524,7 @@ impl BinlogArchiver {
             return;
         };
         self.completed = Some((file.name.clone(), len));
+        self.spare_tail = file.tail;
         self.cleanups.push_back(Cleanup {
             after: end,
             keys: Vec::new(),
@@ -520,7 +548,7 @@ impl BinlogArchiver {
         };
         let end = pos(self.server, &file.name, file.len);
         let content = file.bytes(range);
-        let stored = tokio::task::block_in_place(|| object::encode(content, Codec::Lz4));
+        let stored = self.framer.frame(content, Codec::Lz4).to_vec();
         let index = file.index_of(range);
         let key = BinlogKey::File {
             server: self.server,
@@ -577,7 +605,9 @@ impl BinlogArchiver {
         };
         let range = plan.piece;
         let bytes = current.bytes(range);
-        let stored = tokio::task::block_in_place(|| object::encode(bytes, Codec::Lz4));
+        // Compressed on this worker thread: `block_in_place` would hand its core to another
+        // thread, and each thread that allocates keeps a malloc arena of its own.
+        let stored = self.framer.frame(bytes, Codec::Lz4).to_vec();
         let index = current.index_of(range);
         let end = pos(self.server, &current.name, range.end());
         let (server, file) = (self.server, current.name.clone());
@@ -719,6 +749,12 @@ fn span_in_progress(chain: &[PieceRange]) -> PieceStack {
         .copied()
         .collect();
     PieceStack::starting_at(base, rest)
+}
+
+/// A buffer for a file's span in progress, with room for the span and an event past it
+/// (its pages cost memory only once written).
+fn span_buffer() -> Vec<u8> {
+    Vec::with_capacity(2 * SPAN_BYTES as usize)
 }
 
 fn pos(server: ServerNo, file: &BinlogFileName, offset: u32) -> ArchivePos {

@@ -143,26 +143,93 @@ impl ObjectError {
 
 /// Frames `content` for storage: header, then the payload encoded with `codec`.
 pub fn encode(content: &[u8], codec: Codec) -> Vec<u8> {
-    let compressed;
-    let payload = match codec {
-        Codec::None => content,
-        Codec::Lz4 => {
-            compressed = lz4_flex::block::compress(content);
-            &compressed[..]
+    Framer::default().frame(content, codec).to_vec()
+}
+
+/// Frames objects in one buffer that every object reuses, for a stream of objects:
+/// framing allocates nothing once the buffer has grown to the largest object, and the
+/// buffer's memory is touched only as far as the longest payload written into it.
+#[derive(Debug, Default)]
+pub struct Framer {
+    buf: Vec<u8>,
+}
+
+impl Framer {
+    /// A framer whose buffer already has room for an lz4 object of `content_len` bytes
+    /// of content. A stream's archiver takes its buffer while it starts, for the largest
+    /// object it makes: grown later, the buffer could come from memory freed before, which
+    /// must be zeroed (and so paid for in full) rather than handed out as fresh zero pages.
+    pub fn for_content(content_len: usize) -> Framer {
+        let mut framer = Framer::default();
+        framer.payload_room(HEADER_LEN + lz4_flex::block::get_maximum_output_size(content_len));
+        framer
+    }
+
+    /// Frames `content` as [`encode`] does; the framed object lives until the next call.
+    pub fn frame(&mut self, content: &[u8], codec: Codec) -> &[u8] {
+        let (codec, payload_len) = match codec {
+            Codec::None => (Codec::None, self.copy_payload(content)),
+            Codec::Lz4 => {
+                let room = HEADER_LEN + lz4_flex::block::get_maximum_output_size(content.len());
+                let out = self.payload_room(room);
+                match lz4_flex::block::compress_into(content, out) {
+                    Ok(len) => (Codec::Lz4, len),
+                    // Only an output shorter than the maximum fails, which `room` rules out;
+                    // the content stored as is still makes a valid object.
+                    Err(_) => (Codec::None, self.copy_payload(content)),
+                }
+            }
+        };
+        let payload = self
+            .buf
+            .get(HEADER_LEN..HEADER_LEN + payload_len)
+            .unwrap_or_default();
+        let header = header(codec, content, payload);
+        let framed = self
+            .buf
+            .get_mut(..HEADER_LEN + payload_len)
+            .unwrap_or_default();
+        if let Some(head) = framed.first_chunk_mut::<HEADER_LEN>() {
+            *head = header;
         }
-    };
-    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-    out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    out.push(codec.to_byte());
-    out.push(0);
-    out.extend_from_slice(&(content.len() as u64).to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(content).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-    let header_crc = crc32fast::hash(&out);
-    out.extend_from_slice(&header_crc.to_le_bytes());
-    out.extend_from_slice(payload);
+        framed
+    }
+
+    /// Copies `content` after the header's place; returns its length.
+    fn copy_payload(&mut self, content: &[u8]) -> usize {
+        let out = self.payload_room(HEADER_LEN + content.len());
+        if let Some(out) = out.get_mut(..content.len()) {
+            out.copy_from_slice(content);
+        }
+        content.len()
+    }
+
+    /// The buffer after the header's place, `len` bytes long at least in all.
+    fn payload_room(&mut self, len: usize) -> &mut [u8] {
+        if self.buf.len() < len {
+            // A fresh zeroed allocation rather than `resize`: the allocator hands out zero
+            // pages that cost no memory until a payload is written into them.
+            self.buf = vec![0; len];
+        }
+        self.buf.get_mut(HEADER_LEN..).unwrap_or_default()
+    }
+}
+
+/// The header of an object whose `payload` encodes `content` with `codec`.
+fn header(codec: Codec, content: &[u8], payload: &[u8]) -> [u8; HEADER_LEN] {
+    let mut out = [0; HEADER_LEN];
+    let mut fields = FieldsMut(&mut out);
+    fields.put(MAGIC);
+    fields.put(VERSION.to_le_bytes());
+    fields.put([codec.to_byte(), 0]);
+    fields.put((content.len() as u64).to_le_bytes());
+    fields.put((payload.len() as u64).to_le_bytes());
+    fields.put(crc32fast::hash(content).to_le_bytes());
+    fields.put(crc32fast::hash(payload).to_le_bytes());
+    let header_crc = crc32fast::hash(out.get(..HEADER_CRC_COVERS).unwrap_or_default());
+    if let Some(last) = out.last_chunk_mut::<4>() {
+        *last = header_crc.to_le_bytes();
+    }
     out
 }
 
@@ -308,6 +375,19 @@ impl Fields<'_> {
         let (head, rest) = self.0.split_first_chunk::<N>()?;
         self.0 = rest;
         Some(*head)
+    }
+}
+
+/// Writes fixed-size fields onto the front of a header without indexing.
+struct FieldsMut<'a>(&'a mut [u8]);
+
+impl FieldsMut<'_> {
+    fn put<const N: usize>(&mut self, field: [u8; N]) {
+        let rest = std::mem::take(&mut self.0);
+        if let Some((head, rest)) = rest.split_first_chunk_mut::<N>() {
+            *head = field;
+            self.0 = rest;
+        }
     }
 }
 
@@ -548,6 +628,23 @@ mod tests {
         fn round_trip_compressible(byte in any::<u8>(), len in 0usize..100_000) {
             let content = vec![byte; len];
             prop_assert_eq!(decode(&encode(&content, Codec::Lz4)), Ok(content));
+        }
+
+        #[test]
+        fn a_reused_framer_frames_each_object_as_encode_does(
+            contents in proptest::collection::vec(
+                (proptest::collection::vec(any::<u8>(), 0..4096), any::<bool>(), 1usize..64),
+                1..8,
+            ),
+        ) {
+            let mut framer = Framer::default();
+            for (content, lz4, repeat) in contents {
+                // Repeating bytes compress, so payloads shrink and grow from object to object.
+                let content = content.repeat(repeat);
+                let codec = if lz4 { Codec::Lz4 } else { Codec::None };
+                prop_assert_eq!(framer.frame(&content, codec), &encode(&content, codec)[..]);
+                prop_assert_eq!(decode(framer.frame(&content, codec)), Ok(content));
+            }
         }
 
         #[test]

@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use logship_protocol::archive::key::SourceName;
-use logship_protocol::archive::object::{self, Codec};
+use logship_protocol::archive::object::{Codec, Framer};
 use logship_protocol::archive::pieces::{PiecePlan, PieceRange, PieceStack};
 use logship_protocol::pg::key::WalKey;
 use logship_protocol::pg::{Lsn, SegmentNo, TimelineId, WalSegSize};
@@ -64,6 +64,8 @@ pub struct WalArchiver {
     seg: WalSegSize,
     metrics: SourceMetrics,
     current: SegmentBuffer,
+    /// Compresses every object of this archiver in the same buffer.
+    framer: Framer,
     commits: CommitTracker,
     /// Durable pieces of `current`.
     stack: PieceStack,
@@ -105,6 +107,7 @@ impl WalArchiver {
             seg,
             metrics,
             current: SegmentBuffer::new(tli, segno, seg),
+            framer: Framer::for_content(usize::try_from(seg.bytes()).unwrap_or_default()),
             commits: CommitTracker::new(received, seg),
             stack,
             piece_in_flight: false,
@@ -199,7 +202,9 @@ impl WalArchiver {
         let tli = self.current.tli();
         let segno = self.current.segno();
         let content = self.current.bytes();
-        let stored = tokio::task::block_in_place(|| object::encode(content, Codec::Lz4));
+        // Compressed on this worker thread: `block_in_place` would hand its core to another
+        // thread, and each thread that allocates keeps a malloc arena of its own.
+        let stored = self.framer.frame(content, Codec::Lz4).to_vec();
         let key = WalKey::Segment { tli, segno }.format(&self.source, self.seg);
         let end = segno.end_lsn(self.seg);
         let raw_len = self.current.filled().into();
@@ -232,7 +237,7 @@ impl WalArchiver {
             .bytes()
             .get(range.start() as usize..range.end() as usize)
             .unwrap_or_default();
-        let stored = tokio::task::block_in_place(|| object::encode(bytes, Codec::Lz4));
+        let stored = self.framer.frame(bytes, Codec::Lz4).to_vec();
         let key = piece_key(&self.source, self.seg, tli, segno, range);
         let end = Lsn::new(segno.start_lsn(self.seg).as_u64() + u64::from(range.end()));
         self.piece_in_flight = true;
