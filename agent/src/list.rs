@@ -6,9 +6,12 @@ use std::io::{self, Write};
 
 use logship_protocol::archive::SourceIdentity;
 use logship_protocol::archive::key::SourceName;
+use logship_protocol::mysql::backup::MysqlBackupMeta;
 use serde::Serialize;
 
 use crate::identity::{IdentityError, read_identity};
+use crate::mysql::backup::list_backups;
+use crate::mysql::restore::plan::{BinlogWindow, Snapshot, window as binlog_window};
 use crate::mysql::summary::{
     BinlogGap, BinlogRange, BinlogSummary, load_binlog_summary, system_id,
 };
@@ -29,6 +32,8 @@ pub enum ListError {
         "store {store} holds no archive for source {source_name:?} (check --source and the store URL)"
     )]
     NoArchive { store: String, source_name: String },
+    #[error(transparent)]
+    Backups(#[from] crate::mysql::backup::ListError),
     #[error("cannot write the listing: {0} (check that standard output is open and writable)")]
     Write(#[from] io::Error),
 }
@@ -36,7 +41,35 @@ pub enum ListError {
 /// What the listing shows of one source, by kind.
 enum Summary {
     Postgres(SourceSummary),
-    Binlog(BinlogSummary),
+    Binlog(BinlogListing),
+}
+
+/// A MySQL/MariaDB source: its archive, its backups and the window they give.
+struct BinlogListing {
+    summary: BinlogSummary,
+    backups: Vec<MysqlBackupMeta>,
+    window: Option<BinlogWindow>,
+}
+
+impl BinlogListing {
+    async fn load(
+        store: &dyn Store,
+        source: &SourceName,
+        identity: SourceIdentity,
+    ) -> Result<BinlogListing, ListError> {
+        let summary = load_binlog_summary(store, source, identity).await?;
+        let backups = list_backups(store, source).await?;
+        let snapshots: Vec<Snapshot> = backups
+            .iter()
+            .filter_map(|meta| Snapshot::of(meta).ok())
+            .collect();
+        let window = binlog_window(&snapshots, &summary);
+        Ok(BinlogListing {
+            summary,
+            backups,
+            window,
+        })
+    }
 }
 
 /// Summarizes each of `sources` and writes them to `out`, as JSON when `json` is set.
@@ -58,7 +91,7 @@ pub async fn list(
             Some(SourceIdentity::Postgres { .. }) => {
                 Summary::Postgres(load_source(store, source).await?.summary)
             }
-            Some(identity) => Summary::Binlog(load_binlog_summary(store, source, identity).await?),
+            Some(identity) => Summary::Binlog(BinlogListing::load(store, source, identity).await?),
         };
         summaries.push(summary);
     }
@@ -176,16 +209,32 @@ impl From<&BinlogGap> for RangeJson {
     }
 }
 
-impl From<&BinlogSummary> for SourceJson {
-    fn from(summary: &BinlogSummary) -> SourceJson {
+impl From<&BinlogListing> for SourceJson {
+    fn from(listing: &BinlogListing) -> SourceJson {
+        let summary = &listing.summary;
         SourceJson {
             name: summary.name.to_string(),
             kind: MYSQL_KIND,
             system_id: system_id(&summary.identity),
-            backups: Vec::new(),
+            backups: listing
+                .backups
+                .iter()
+                .map(|b| BackupJson {
+                    id: b.id.to_string(),
+                    start_time: format_time(b.start_time),
+                    end_time: format_time(b.end_time),
+                    start_position: b.position.to_string(),
+                    end_position: b.position.to_string(),
+                    size_bytes: b.raw_bytes,
+                    stored_bytes: b.stored_bytes,
+                })
+                .collect(),
             archive: summary.archive.iter().map(RangeJson::from).collect(),
             gaps: summary.gaps.iter().map(RangeJson::from).collect(),
-            window: None,
+            window: listing.window.as_ref().map(|w| WindowJson {
+                start: format_time(w.times.start),
+                end: format_time(w.times.end),
+            }),
             files: Some(
                 summary
                     .files
@@ -271,17 +320,34 @@ fn write_text(summaries: &[Summary], out: &mut impl Write) -> io::Result<()> {
 /// The `kind` of a MySQL or MariaDB source, as in the configuration.
 const MYSQL_KIND: &str = "mysql";
 
-fn write_binlog_source(summary: &BinlogSummary, out: &mut impl Write) -> io::Result<()> {
+fn write_binlog_source(listing: &BinlogListing, out: &mut impl Write) -> io::Result<()> {
+    let summary = &listing.summary;
     let identity = match &summary.identity {
         SourceIdentity::Mariadb { .. } => format!("MariaDB GTID {}", system_id(&summary.identity)),
         SourceIdentity::Mysql { .. } => format!("server_uuid {}", system_id(&summary.identity)),
         other => other.to_string(),
     };
     writeln!(out, "source {} ({MYSQL_KIND}, {identity})", summary.name)?;
-    writeln!(
-        out,
-        "  backups: none (MySQL and MariaDB base backups are not supported yet)"
-    )?;
+    if listing.backups.is_empty() {
+        writeln!(out, "  backups: none")?;
+    } else {
+        writeln!(out, "  backups:")?;
+        let rows = listing.backups.iter().map(|b| {
+            [
+                b.id.to_string(),
+                format_time(b.snapshot_time),
+                b.position.to_string(),
+                human_bytes(b.raw_bytes),
+                human_bytes(b.stored_bytes),
+            ]
+        });
+        write_table(
+            out,
+            "    ",
+            ["id", "snapshot", "position", "size", "stored"].map(str::to_owned),
+            rows.collect(),
+        )?;
+    }
     if summary.archive.is_empty() {
         writeln!(out, "  archived binlog: none yet")?;
     } else {
@@ -349,10 +415,22 @@ fn write_binlog_source(summary: &BinlogSummary, out: &mut impl Write) -> io::Res
         }
         None => writeln!(out, "  newest durable commit: none yet")?,
     }
-    writeln!(
-        out,
-        "  restorable window: none (no restore is possible until a base backup exists, and MySQL and MariaDB base backups are not supported yet)"
-    )
+    match (&listing.window, listing.backups.is_empty()) {
+        (Some(window), _) => writeln!(
+            out,
+            "  restorable window: {} .. {}",
+            format_time(window.times.start),
+            format_time(window.times.end)
+        ),
+        (None, true) => writeln!(
+            out,
+            "  restorable window: none (there is no base backup yet; take one with logship backup)"
+        ),
+        (None, false) => writeln!(
+            out,
+            "  restorable window: none (the archived binlog after every backup has a gap or does not reach its snapshot yet; take a new backup with logship backup)"
+        ),
+    }
 }
 
 fn write_source(summary: &SourceSummary, out: &mut impl Write) -> io::Result<()> {
@@ -646,6 +724,15 @@ source other (postgres, system identifier 7312345678901234567)
         );
     }
 
+    /// A MySQL/MariaDB source without backups.
+    fn listing(summary: BinlogSummary) -> BinlogListing {
+        BinlogListing {
+            summary,
+            backups: Vec::new(),
+            window: None,
+        }
+    }
+
     fn binlog_summary() -> BinlogSummary {
         use crate::mysql::summary::{ArchivedFile, NewestCommit};
         use logship_protocol::mysql::BinlogFileName;
@@ -691,7 +778,7 @@ source other (postgres, system identifier 7312345678901234567)
     #[test]
     fn binlog_json_has_the_documented_shape() {
         let mut out = Vec::new();
-        write_json(&[Summary::Binlog(binlog_summary())], &mut out).unwrap();
+        write_json(&[Summary::Binlog(listing(binlog_summary()))], &mut out).unwrap();
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(
             value,
@@ -736,14 +823,17 @@ source other (postgres, system identifier 7312345678901234567)
         };
         let mut out = Vec::new();
         write_text(
-            &[Summary::Binlog(binlog_summary()), Summary::Binlog(empty)],
+            &[
+                Summary::Binlog(listing(binlog_summary())),
+                Summary::Binlog(listing(empty)),
+            ],
             &mut out,
         )
         .unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "source shop (mysql, MariaDB GTID domain 0, server_id 1)
-  backups: none (MySQL and MariaDB base backups are not supported yet)
+  backups: none
   archived binlog:
     server 1: binlog.000001:4 .. binlog.000004:385
       file           bytes  state
@@ -753,14 +843,14 @@ source other (postgres, system identifier 7312345678901234567)
   gaps:
     server 1: binlog.000001:1234 .. binlog.000003:4 (binlog.000002 is missing)
   newest durable commit: 2026-11-21T10:30:12Z (GTID 0-1-42, ending at binlog.000004:385)
-  restorable window: none (no restore is possible until a base backup exists, and MySQL and MariaDB base backups are not supported yet)
+  restorable window: none (there is no base backup yet; take one with logship backup)
 
 source empty (mysql, MariaDB GTID domain 0, server_id 1)
-  backups: none (MySQL and MariaDB base backups are not supported yet)
+  backups: none
   archived binlog: none yet
   gaps: none
   newest durable commit: none yet
-  restorable window: none (no restore is possible until a base backup exists, and MySQL and MariaDB base backups are not supported yet)
+  restorable window: none (there is no base backup yet; take one with logship backup)
 "
         );
     }

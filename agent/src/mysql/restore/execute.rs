@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use logship_protocol::archive::SourceIdentity;
 use logship_protocol::archive::key::SourceName;
 use logship_protocol::mysql::backup::MysqlBackupMeta;
@@ -159,7 +159,7 @@ pub async fn run(
     let summary = load_binlog_summary(store.as_ref(), source, identity).await?;
     let snapshots: Vec<Snapshot> = backups
         .iter()
-        .map(snapshot)
+        .map(Snapshot::of)
         .collect::<anyhow::Result<_>>()?;
     let chosen = plan(&snapshots, &summary, &request.target)?.id;
     let Some(backup) = backups.into_iter().find(|b| b.id == chosen) else {
@@ -167,7 +167,7 @@ pub async fn run(
     };
     let catalog = BinlogCatalog::load(store.as_ref(), source).await?;
     let history = ServerHistory::load(store.as_ref(), source, first_server_id).await?;
-    let start = snapshot(&backup)?;
+    let start = Snapshot::of(&backup)?;
     let legs = route(&history, &catalog, &start);
     let stop = find_stop(store.as_ref(), source, &catalog, legs, &request.target).await?;
     tracing::info!(backup = %backup.id, stop = ?stop.point, "restore planned");
@@ -280,20 +280,6 @@ async fn fill(
         .and_then(|row| row.into_iter().next().flatten())
         .unwrap_or_default();
     Ok((loaded, replayed, gtid_pos))
-}
-
-/// The planning view of a backup.
-fn snapshot(meta: &MysqlBackupMeta) -> anyhow::Result<Snapshot> {
-    Ok(Snapshot {
-        id: meta.id,
-        server: meta.server,
-        pos: meta.position.clone(),
-        gtid_pos: meta
-            .gtid_position
-            .parse()
-            .with_context(|| format!("backup {}: its GTID position does not parse", meta.id))?,
-        time: meta.snapshot_time,
-    })
 }
 
 /// A `server_id` for a new server: random and high, so that it is neither the

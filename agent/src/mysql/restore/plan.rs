@@ -11,6 +11,7 @@
 
 use jiff::Timestamp;
 use logship_protocol::archive::backup::BackupId;
+use logship_protocol::mysql::backup::MysqlBackupMeta;
 use logship_protocol::mysql::key::ServerNo;
 use logship_protocol::mysql::{BinlogPos, GtidPos};
 
@@ -31,6 +32,26 @@ pub struct Snapshot {
     pub gtid_pos: GtidPos,
     /// When the snapshot was taken.
     pub time: Timestamp,
+}
+
+impl Snapshot {
+    /// The planning view of a backup.
+    pub fn of(meta: &MysqlBackupMeta) -> anyhow::Result<Snapshot> {
+        let gtid_pos = meta.gtid_position.parse().map_err(|err| {
+            anyhow::anyhow!(
+                "backup {}: its GTID position {:?} does not parse: {err} (the meta object is corrupt)",
+                meta.id,
+                meta.gtid_position
+            )
+        })?;
+        Ok(Snapshot {
+            id: meta.id,
+            server: meta.server,
+            pos: meta.position.clone(),
+            gtid_pos,
+            time: meta.snapshot_time,
+        })
+    }
 }
 
 /// The restorable window of a MySQL/MariaDB source.
