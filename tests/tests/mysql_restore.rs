@@ -123,6 +123,20 @@ async fn restores_reach_exactly_their_target() {
     wait_archived(&db, &store).await;
     let at_latest = state(&db).await;
 
+    // list shows the backup and a window from its snapshot to the newest commit.
+    let listed = logship_within(
+        &["--store", &store_url, "list", "--json"],
+        &store.env(),
+        Duration::from_secs(60),
+    );
+    assert!(listed.status.success(), "{listed:?}");
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let source = &listed["sources"][0];
+    assert_eq!(source["backups"].as_array().unwrap().len(), 1, "{source}");
+    let start: jiff::Timestamp = source["window"]["start"].as_str().unwrap().parse().unwrap();
+    let end: jiff::Timestamp = source["window"]["end"].as_str().unwrap().parse().unwrap();
+    assert!(start < target_time && target_time < end, "{source}");
+
     let dirs = temp_dir("mysql-restored");
     let by_time = dirs.path().join("by-time");
     let out = restore(
