@@ -194,12 +194,12 @@ async fn list_shows_the_archived_binlog_files_gaps_and_the_newest_commit() {
     let expected = |files: &str, gaps: &str| {
         format!(
             "source default (mysql, MariaDB GTID domain 0, server_id 1)
-  backups: none (MySQL and MariaDB base backups are not supported yet)
+  backups: none
   archived binlog:
     server 1: binlog.000001:4 .. {newest}:{newest_len}
 {files}  gaps:{gaps}
   newest durable commit: {} (GTID {gtid}, ending at binlog.000003:{commit_end})
-  restorable window: none (no restore is possible until a base backup exists, and MySQL and MariaDB base backups are not supported yet)
+  restorable window: none (there is no base backup yet; take one with logship backup)
 ",
             commit_time
         )
