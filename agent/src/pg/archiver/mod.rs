@@ -202,9 +202,10 @@ impl WalArchiver {
         let tli = self.current.tli();
         let segno = self.current.segno();
         let content = self.current.bytes();
-        // Compressed on this worker thread: `block_in_place` would hand its core to another
-        // thread, and each thread that allocates keeps a malloc arena of its own.
-        let stored = self.framer.frame(content, Codec::Lz4).to_vec();
+        // A whole segment takes long enough to compress that the worker's other tasks (the
+        // replication connection among them) move to another thread meanwhile.
+        let stored =
+            tokio::task::block_in_place(|| self.framer.frame(content, Codec::Lz4).to_vec());
         let key = WalKey::Segment { tli, segno }.format(&self.source, self.seg);
         let end = segno.end_lsn(self.seg);
         let raw_len = self.current.filled().into();
