@@ -24,7 +24,7 @@ use crate::mysql::history::ServerHistory;
 use crate::mysql::load::{Loaded, load_backup};
 use crate::mysql::replay::{ReplayOptions, Replayed, replay};
 use crate::mysql::restore::into::{
-    Destination, Handover, NewServer, SYSTEM_DATABASES, check_empty_server, destination,
+    Destination, Handover, NewServer, check_empty_server, destination, user_databases,
 };
 use crate::mysql::restore::plan::{Snapshot, plan};
 use crate::mysql::restore::route::{Stop, find_stop, route};
@@ -295,18 +295,7 @@ fn new_server_id(original: u32) -> u32 {
 
 /// Drops every database of an existing server that was empty before the restore.
 async fn drop_databases(conn: &mut MysqlConnection) -> anyhow::Result<()> {
-    let listed = SYSTEM_DATABASES
-        .iter()
-        .map(|db| format!("'{db}'"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let rows = conn
-        .query(&format!("SELECT schema_name FROM information_schema.schemata WHERE schema_name NOT IN ({listed})"))
-        .await?;
-    for db in rows
-        .into_iter()
-        .filter_map(|row| row.into_iter().next().flatten())
-    {
+    for db in user_databases(conn).await? {
         conn.query(&format!("DROP DATABASE `{}`", db.replace('`', "``")))
             .await?;
     }

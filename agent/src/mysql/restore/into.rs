@@ -175,12 +175,8 @@ pub struct Handover {
     pub running: bool,
 }
 
-/// Refuses a server that holds any database of its own, or whose `server_id` is the
-/// original's (its replication applier would skip the original's transactions).
-pub async fn check_empty_server(
-    conn: &mut MysqlConnection,
-    original_server_id: u32,
-) -> anyhow::Result<()> {
+/// The databases of a server other than [`SYSTEM_DATABASES`], by name.
+pub async fn user_databases(conn: &mut MysqlConnection) -> anyhow::Result<Vec<String>> {
     let listed = SYSTEM_DATABASES
         .iter()
         .map(|db| format!("'{db}'"))
@@ -191,10 +187,19 @@ pub async fn check_empty_server(
             "SELECT schema_name FROM information_schema.schemata WHERE schema_name NOT IN ({listed}) ORDER BY 1"
         ))
         .await?;
-    let databases: Vec<String> = rows
+    Ok(rows
         .into_iter()
         .filter_map(|row| row.into_iter().next().flatten())
-        .collect();
+        .collect())
+}
+
+/// Refuses a server that holds any database of its own, or whose `server_id` is the
+/// original's (its replication applier would skip the original's transactions).
+pub async fn check_empty_server(
+    conn: &mut MysqlConnection,
+    original_server_id: u32,
+) -> anyhow::Result<()> {
+    let databases = user_databases(conn).await?;
     if !databases.is_empty() {
         bail!(
             "the server at {} is not empty: it holds the database{} {} (restore into an empty server, or into a new directory with --to DIR)",
