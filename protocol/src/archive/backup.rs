@@ -7,6 +7,7 @@ use std::str::FromStr;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::archive::versioned::{self, EnvelopeError};
 use crate::mysql::key::ServerNo;
 use crate::pg::segment::parse_hex8;
 use crate::pg::{Lsn, TimelineId, WalSegSize};
@@ -251,24 +252,10 @@ impl BackupMetaError {
     }
 }
 
-/// The JSON with `format` as its first field, as stored.
-#[derive(Serialize)]
-struct Versioned<'a> {
-    format: u64,
-    #[serde(flatten)]
-    meta: &'a BackupMeta,
-}
-
 impl BackupMeta {
     /// The object content: UTF-8 JSON, `format` first.
     pub fn to_json(&self) -> Vec<u8> {
-        let versioned = Versioned {
-            format: META_FORMAT,
-            meta: self,
-        };
-        // Serializing these types cannot fail: every map key is a string and no field's
-        // serializer returns an error, so the empty fallback is never taken.
-        serde_json::to_vec_pretty(&versioned).unwrap_or_default()
+        versioned::seal(META_FORMAT, self)
     }
 
     /// Reads the object content back, refusing other formats and inconsistent fields.
@@ -276,22 +263,10 @@ impl BackupMeta {
         let invalid = |err: serde_json::Error| BackupMetaError::Invalid {
             reason: err.to_string(),
         };
-        let mut fields: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(bytes).map_err(invalid)?;
-        // Check the version before the fields: a newer format may have any fields at all.
-        match fields.remove("format") {
-            Some(format) if format.as_u64() == Some(META_FORMAT) => {}
-            Some(format) => {
-                return Err(BackupMetaError::UnsupportedFormat {
-                    format: format.to_string(),
-                });
-            }
-            None => {
-                return Err(BackupMetaError::Invalid {
-                    reason: "missing field `format`".to_owned(),
-                });
-            }
-        }
+        let fields = versioned::open(bytes, META_FORMAT).map_err(|err| match err {
+            EnvelopeError::Invalid(reason) => BackupMetaError::Invalid { reason },
+            EnvelopeError::Unsupported(format) => BackupMetaError::UnsupportedFormat { format },
+        })?;
         let meta = BackupMeta::deserialize(serde_json::Value::Object(fields)).map_err(invalid)?;
         meta.check()?;
         Ok(meta)

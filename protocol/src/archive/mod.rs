@@ -1,5 +1,5 @@
 //! The archive: object keys (format/parse pairs), object framing, the source identity and
-//! base backup metadata.
+//! base backup metadata in its versioned JSON envelope.
 
 pub mod backup;
 pub mod fields;
@@ -7,6 +7,7 @@ pub mod identity;
 pub mod key;
 pub mod object;
 pub mod pieces;
+pub mod versioned;
 
 pub use identity::SourceIdentity;
 pub use key::{ArchiveKey, SourceName};

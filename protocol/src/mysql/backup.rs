@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::key::ServerNo;
 use super::position::BinlogPos;
 use crate::archive::backup::{BackupId, as_text, crc_hex, crc_hex_list};
+use crate::archive::versioned::{self, EnvelopeError};
 
 /// The only `format` of [`MysqlBackupMeta`] this code reads and writes.
 const META_FORMAT: u64 = 1;
@@ -194,25 +195,10 @@ impl MysqlBackupMetaError {
     }
 }
 
-/// The JSON with `format` as its first field, as stored.
-#[derive(Serialize)]
-struct Versioned<'a> {
-    format: u64,
-    #[serde(flatten)]
-    meta: &'a MysqlBackupMeta,
-}
-
 impl MysqlBackupMeta {
     /// The object content: UTF-8 JSON, `format` first.
     pub fn to_json(&self) -> Vec<u8> {
-        let versioned = Versioned {
-            format: META_FORMAT,
-            meta: self,
-        };
-        // Serializing these types cannot fail: every map key is a string and no field's
-        // serializer returns an error (a non-finite f64 becomes null), so the empty fallback
-        // is never taken.
-        serde_json::to_vec_pretty(&versioned).unwrap_or_default()
+        versioned::seal(META_FORMAT, self)
     }
 
     /// Reads the object content back, refusing other formats, other kinds and inconsistent
@@ -221,22 +207,12 @@ impl MysqlBackupMeta {
         let invalid = |err: serde_json::Error| MysqlBackupMetaError::Invalid {
             reason: err.to_string(),
         };
-        let mut fields: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(bytes).map_err(invalid)?;
-        // Check the version before the fields: a newer format may have any fields at all.
-        match fields.remove("format") {
-            Some(format) if format.as_u64() == Some(META_FORMAT) => {}
-            Some(format) => {
-                return Err(MysqlBackupMetaError::UnsupportedFormat {
-                    format: format.to_string(),
-                });
+        let fields = versioned::open(bytes, META_FORMAT).map_err(|err| match err {
+            EnvelopeError::Invalid(reason) => MysqlBackupMetaError::Invalid { reason },
+            EnvelopeError::Unsupported(format) => {
+                MysqlBackupMetaError::UnsupportedFormat { format }
             }
-            None => {
-                return Err(MysqlBackupMetaError::Invalid {
-                    reason: "missing field `format`".to_owned(),
-                });
-            }
-        }
+        })?;
         let text = |name: &str| fields.get(name).and_then(|v| v.as_str()).map(str::to_owned);
         let (kind, method) = (text("kind"), text("method"));
         if kind.as_deref() != Some(KIND) || method.as_deref() != Some(METHOD_LOGICAL) {
